@@ -1,0 +1,252 @@
+"""Speed of the max constraint module: dense reference vs the fast methods, same process.
+
+Times forward + backward (``out.sum()`` by default, ``--loss mcloss`` for ``mc_loss(...).mean()``)
+of every MCM method on the derisi_FUN tree and the spo_GO DAG, after warm-up, median over
+repeats, and prints a markdown table with absolute milliseconds and the speed-up of each fast
+method over dense. Dense is skipped (and says why) where its (B, N, N) tensor would exceed
+``--max-dense-gb`` or where its estimated peak would not fit in the memory available now.
+
+    python bench/mcm_speed.py --batches 4 64 512 --repeats 10 --json mcm.json
+
+Acceptance target: fast MCM >= 100x faster than dense on spo_GO at batch 64, forward + backward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from hmlearn.hierarchy import Hierarchy
+from hmlearn.nn.constraint import AUTO_METHOD, METHODS, MaxConstraint, mc_loss
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "hmc_data"
+GO_ROOTS = ("root", "GO0003674", "GO0005575", "GO0008150")
+HIERARCHIES = {
+    "derisi_FUN": DATA / "datasets_FUN" / "derisi_FUN" / "derisi_FUN.train.arff",
+    "spo_GO": DATA / "datasets_GO" / "spo_GO" / "spo_GO.train.arff",
+}
+
+
+def header_hierarchy(path: Path) -> Hierarchy:
+    """The hierarchy of an HMC ARFF file from its ``@ATTRIBUTE class hierarchical`` line.
+
+    FUN / "others" files list label paths (``01/01/03``); ``*_GO`` files list ``parent/child``
+    edges under four not-evaluated roots. Used when ``hmlearn.data.arff`` is absent.
+    """
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            fields = line.split()
+            if len(fields) >= 4 and fields[0].lower() == "@attribute" and fields[2].lower() == "hierarchical":
+                tokens = fields[3].split(",")
+                if "_GO" in path.name:
+                    return Hierarchy.from_edges(tokens, not_evaluated=list(GO_ROOTS))
+                return Hierarchy.from_paths(tokens)
+            if line.lower().startswith("@data"):
+                break
+    raise ValueError(f"{path}: no '@ATTRIBUTE class hierarchical' line in the header")
+
+
+def load_hierarchy(path: Path) -> tuple[Hierarchy, str]:
+    try:
+        from hmlearn.data.arff import read_arff_hierarchy  # written in parallel; may not exist yet
+    except ImportError:
+        return header_hierarchy(path), "header line (bench fallback)"
+    try:
+        hierarchy = read_arff_hierarchy(path)
+        if isinstance(hierarchy, Hierarchy):
+            return hierarchy, "hmlearn.data.arff.read_arff_hierarchy"
+    except Exception as error:  # an API still in flux must not stop the benchmark
+        print(f"note: read_arff_hierarchy({path.name}) failed ({error!r}); using the header fallback")
+    return header_hierarchy(path), "header line (bench fallback)"
+
+
+def available_bytes() -> float:
+    """MemAvailable from /proc/meminfo (Linux); infinity where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return float("inf")
+
+
+def extra_memory_bytes(module: MaxConstraint, batch: int, itemsize: int) -> float:
+    """Estimate of the largest intermediates of one forward + backward (not measured).
+
+    dense: the (B, N, N) product and its gradient; levels: per pass the gathered children and
+    a (B, N) copy, all kept for backward, plus their gradients; pairs: the gathered (B, nnz)
+    values, the expanded int64 index the backward materialises, and their gradients.
+    """
+    n = module.n_nodes
+    if module.method == "dense":
+        return 2.0 * batch * n * n * itemsize
+    if module.method == "levels":
+        edges = sum(len(level) for level in module.hierarchy.levels)
+        passes = len(module.hierarchy.levels)
+        return 2.0 * batch * (edges + passes * n) * itemsize
+    pairs = module.pair_ancestor.numel()
+    return batch * pairs * (2 * itemsize + 8) + 2.0 * batch * n * itemsize
+
+
+def time_method(
+    module: MaxConstraint, batch: int, dtype: torch.dtype, loss: str, repeats: int, warmup: int, budget_s: float
+) -> tuple[float, int]:
+    """Median ms of forward + backward; stops early (after >= 3 runs) past ``budget_s``."""
+    generator = torch.Generator().manual_seed(batch)
+    n = module.n_nodes
+    logits = torch.randn(batch, n, generator=generator, dtype=dtype)
+    y = (torch.rand(batch, n, generator=generator, dtype=dtype) < 0.1).to(dtype)
+    y = torch.as_tensor(module.hierarchy.close(y.numpy() > 0), dtype=dtype)
+
+    def step() -> None:
+        p = torch.sigmoid(logits).requires_grad_(True)
+        value = module(p).sum() if loss == "sum" else mc_loss(p, y, module).mean()
+        value.backward()
+
+    for _ in range(warmup):
+        step()
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < repeats:
+        tic = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - tic) * 1e3)
+        if len(times) >= 3 and time.perf_counter() - started > budget_s:
+            break
+    return statistics.median(times), len(times)
+
+
+def mcloss_stacking(module: MaxConstraint, batch: int, dtype: torch.dtype, repeats: int) -> tuple[float, float]:
+    """Median ms of mc_loss forward + backward: one stacked MCM call (the library) vs two calls."""
+    generator = torch.Generator().manual_seed(1)
+    n = module.n_nodes
+    logits = torch.randn(batch, n, generator=generator, dtype=dtype)
+    y = torch.as_tensor(
+        module.hierarchy.close(torch.rand(batch, n, generator=generator).numpy() < 0.1), dtype=dtype
+    )
+
+    def two_calls(p: torch.Tensor) -> torch.Tensor:
+        t = (1 - y) * module(p) + y * module(y * p)
+        index = module.evaluated_index
+        return torch.nn.functional.binary_cross_entropy(
+            t.index_select(1, index), y.index_select(1, index), reduction="none"
+        )
+
+    results = []
+    for fn in (lambda p: mc_loss(p, y, module), two_calls):
+        times = []
+        for i in range(repeats + 2):
+            p = torch.sigmoid(logits).requires_grad_(True)
+            tic = time.perf_counter()
+            fn(p).mean().backward()
+            if i >= 2:
+                times.append((time.perf_counter() - tic) * 1e3)
+        results.append(statistics.median(times))
+    return results[0], results[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[4, 64, 512])
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--loss", choices=["sum", "mcloss"], default="sum")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--hierarchies", nargs="+", choices=list(HIERARCHIES), default=list(HIERARCHIES))
+    parser.add_argument("--max-dense-gb", type=float, default=8.0, help="skip dense above this (B, N, N) size")
+    parser.add_argument("--budget-s", type=float, default=30.0, help="stop repeating a cell after this long")
+    parser.add_argument("--no-stacking", action="store_true", help="skip the mc_loss stacked-vs-two-calls table")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.dtype}, "
+        f"forward+backward of {'out.sum()' if args.loss == 'sum' else 'mc_loss(...).mean()'}, "
+        f"median over up to {args.repeats} repeats after {args.warmup} warm-up, {platform.processor() or platform.machine()}"
+    )
+    rows: list[dict] = []
+    stacking: list[dict] = []
+    for name in args.hierarchies:
+        path = HIERARCHIES[name]
+        if not path.exists():
+            print(f"skip {name}: {path} not found")
+            continue
+        hierarchy, source = load_hierarchy(path)
+        nnz = hierarchy.descendant_matrix.nnz
+        print(
+            f"\n{name}: {len(hierarchy)} nodes, {len(hierarchy.edges)} edges, {len(hierarchy.levels)} levels, "
+            f"nnz(R) = {nnz}, from {source}"
+        )
+        modules = {method: MaxConstraint(hierarchy, method) for method in args.methods}
+        for batch in args.batches:
+            for method, module in modules.items():
+                row = {"hierarchy": name, "nodes": len(hierarchy), "batch": batch, "method": method}
+                estimate = extra_memory_bytes(module, batch, itemsize)
+                row["extra_mem_mb_est"] = estimate / 2**20
+                if method == "dense":
+                    product = batch * len(hierarchy) ** 2 * itemsize
+                    available = available_bytes()
+                    if product > args.max_dense_gb * 1e9:
+                        row["skipped"] = f"(B, N, N) tensor {product / 1e9:.1f} GB > --max-dense-gb {args.max_dense_gb}"
+                    elif 1.5 * estimate > available:
+                        row["skipped"] = f"estimated peak {1.5 * estimate / 1e9:.1f} GB > {available / 1e9:.1f} GB available"
+                    if "skipped" in row:
+                        print(f"  skip dense at batch {batch}: {row['skipped']}")
+                        rows.append(row)
+                        continue
+                ms, runs = time_method(module, batch, dtype, args.loss, args.repeats, args.warmup, args.budget_s)
+                row.update(ms=ms, runs=runs)
+                print(f"  batch {batch:4d} {method:6s} {ms:10.3f} ms  ({runs} runs)")
+                rows.append(row)
+        if not args.no_stacking and AUTO_METHOD in modules:
+            for batch in args.batches:
+                one, two = mcloss_stacking(modules[AUTO_METHOD], batch, dtype, max(3, args.repeats))
+                stacking.append({"hierarchy": name, "batch": batch, "stacked_ms": one, "two_calls_ms": two})
+
+    print_table(rows, args.methods)
+    if stacking:
+        print(f"\nmc_loss forward+backward with the '{AUTO_METHOD}' MCM: one stacked call vs two calls")
+        print("\n| hierarchy | batch | stacked ms | two calls ms | two / stacked |")
+        print("|---|---:|---:|---:|---:|")
+        for s in stacking:
+            print(
+                f"| {s['hierarchy']} | {s['batch']} | {s['stacked_ms']:.3f} | {s['two_calls_ms']:.3f} "
+                f"| {s['two_calls_ms'] / s['stacked_ms']:.2f} |"
+            )
+    if args.json:
+        meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "dtype": args.dtype, "loss": args.loss}
+        args.json.write_text(json.dumps({"meta": meta, "rows": rows, "mcloss_stacking": stacking}, indent=2))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def print_table(rows: list[dict], methods: list[str]) -> None:
+    fast = [m for m in methods if m != "dense"]
+    print("\n| hierarchy | batch | " + " | ".join(f"{m} ms" for m in methods) + " | "
+          + " | ".join(f"dense / {m}" for m in fast) + " | extra mem est. (MB) " + "/".join(methods) + " |")
+    print("|---|---:|" + "---:|" * (len(methods) + len(fast) + 1))
+    keys = sorted({(r["hierarchy"], r["batch"]) for r in rows}, key=lambda k: (list(HIERARCHIES).index(k[0]), k[1]))
+    for key in keys:
+        cell = {r["method"]: r for r in rows if (r["hierarchy"], r["batch"]) == key}
+        times = [f"{cell[m]['ms']:.3f}" if "ms" in cell.get(m, {}) else "skipped" for m in methods]
+        dense = cell.get("dense", {}).get("ms")
+        ratios = [f"{dense / cell[m]['ms']:.0f}x" if dense and "ms" in cell.get(m, {}) else "-" for m in fast]
+        memory = "/".join(f"{cell[m]['extra_mem_mb_est']:.1f}" if m in cell else "-" for m in methods)
+        print(f"| {key[0]} | {key[1]} | " + " | ".join(times) + " | " + " | ".join(ratios) + f" | {memory} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
