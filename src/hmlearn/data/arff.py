@@ -195,7 +195,7 @@ def _feature_matrix(frame: pd.DataFrame, header: ArffHeader) -> np.ndarray:
         if attribute.kind == "numeric":
             blocks.append(column.to_numpy(dtype=np.float32)[:, None])
         elif attribute.kind == "nominal":
-            codes = pd.Categorical(column.str.strip().str.strip("'"), categories=attribute.values).codes
+            codes = pd.Index(attribute.values).get_indexer(column.str.strip().str.strip("'"))
             observed = column.notna().to_numpy()
             if np.any((codes < 0) & observed):
                 raise ValueError(f"unknown nominal value in attribute {attribute.name!r}")
@@ -207,9 +207,12 @@ def _feature_matrix(frame: pd.DataFrame, header: ArffHeader) -> np.ndarray:
 
 
 def _label_matrix(labels: pd.Series, hierarchy: Hierarchy, header: ArffHeader) -> np.ndarray:
-    exploded = labels.fillna("").str.split("@").explode()
+    labels = labels.fillna("").str.strip()
+    if (labels == "").any():
+        raise ValueError("a row has no class value (too few columns?)")
+    exploded = labels.str.split("@").explode()
     exploded = exploded[exploded.str.len() > 0]
-    codes = pd.Categorical(exploded.str.strip(), categories=list(hierarchy.nodes)).codes
+    codes = pd.Index(hierarchy.nodes).get_indexer(exploded.str.strip())
     if np.any(codes < 0):
         raise HierarchyError("label outside the hierarchy")
     direct = np.zeros((len(labels), len(hierarchy)), dtype=bool)
@@ -249,6 +252,8 @@ def _raise_first_bad_line(header: ArffHeader, hierarchy: Hierarchy, cause: Excep
                         f"{{{','.join(attribute.values[:8])}{',...' if len(attribute.values) > 8 else ''}}}"
                     )
                 elif attribute.kind == "hierarchical":
+                    if not value:
+                        raise DataFormatError(f"{where}: column {column} ({attribute.name}): no labels")
                     for label in filter(None, value.split("@")):
                         if label.strip() not in nodes:
                             raise HierarchyError(f"{where}: label {label!r} is not a node of the hierarchy")
