@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from hmlearn.cli import main
+from hmlearn.data.registry import DATASETS
+
+from .conftest import requires_shared
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_datasets_list_names_all_twenty():
+    result = run("datasets", "list")
+    assert result.exit_code == 0, result.output
+    for name in DATASETS:
+        assert re.search(rf"^{name}\s", result.output, re.MULTILINE)
+
+
+def test_readme_dataset_table_is_the_commands_output():
+    """The README's table is pasted from `hmlearn datasets list --format github --no-location`."""
+    table = run("datasets", "list", "--format", "github", "--no-location").output.strip()
+    assert table in README.read_text(), "README dataset table is stale: paste the command's output"
+
+
+@requires_shared
+def test_datasets_info_reports_published_counts():
+    result = run("datasets", "info", "derisi_FUN")
+    assert result.exit_code == 0, result.output
+    assert "features (after one-hot): 63 (published 63) ok" in result.output
+    assert "evaluated nodes: 499 (published 499) ok" in result.output
+    assert "nodes with roots: 500" in result.output
+    assert re.search(r"^train\s+1608\s+63\s+500\s+499\s+6\s", result.output, re.MULTILINE)
+
+
+@requires_shared
+def test_datasets_info_go_dag():
+    result = run("datasets", "info", "spo_GO")
+    assert result.exit_code == 0, result.output
+    assert "nodes with roots: 4120" in result.output and "evaluated nodes: 4116 (published 4116) ok" in result.output
+
+
+def test_unknown_dataset_is_one_line_and_exit_2():
+    result = run("datasets", "info", "nope_FUN")
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("error: unknown dataset 'nope_FUN'")
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_missing_dataset_offline_is_one_line(tmp_path):
+    result = run("datasets", "fetch", "imclef07d_others", "--data-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert "ImCLEF07D_Train.arff not found" in result.output
