@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hmlearn.data.preprocessing import fit_transform_splits, transform
+from hmlearn.data.preprocessing import fit_transform_splits
 from hmlearn.errors import HMLError
 
 
@@ -33,4 +33,4 @@ def test_all_missing_column_is_kept_and_infinities_are_imputed():
 def test_feature_count_mismatch_is_refused():
     standardizer, _ = fit_transform_splits(np.ones((5, 4)))
     with pytest.raises(HMLError, match=r"shape \(2, 3\), the model was fitted on 4 features"):
-        transform(standardizer, np.ones((2, 3)))
+        standardizer.transform(np.ones((2, 3)))

@@ -109,5 +109,127 @@ def datasets_fetch(names: tuple[str, ...], data_dir: str | None) -> None:
             click.echo(f"{name} {split}: {path}")
 
 
+# ---------------------------------------------------------------------------------- training
+def _load_training_data(dataset: str, valid: str | None, test: str | None, data_dir: str | None):
+    """(train, valid or None, test or None, published hyper-parameters) for a registry name or ARFF path."""
+    from hmlearn.data.registry import get_spec
+    from hmlearn.data.store import load_dataset
+
+    if dataset.endswith(".arff"):
+        train = load_dataset(dataset)
+        extra = [load_dataset(p) if p else None for p in (valid, test)]
+        for part in extra:
+            if part is not None and part.hierarchy != train.hierarchy:
+                raise HMLError(f"{part.name}: its hierarchy differs from {dataset}'s")
+        return train, extra[0], extra[1], {}
+    spec = get_spec(dataset)
+    train, test_split = load_dataset(spec.name, ("trainvalid", "test"), data_dir=data_dir)
+    return train, None, test_split, spec.hyperparameters()
+
+
+def _print_metrics(metrics: dict, header: str) -> None:
+    click.echo(header)
+    rows = [(k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in metrics.items()]
+    click.echo(tabulate(rows, headers=["metric", "value"], tablefmt="simple"))
+
+
+@main.command()
+@click.argument("dataset")
+@click.option("--preset", type=click.Choice(["paper", "fast"]), default="paper", show_default=True,
+              help="paper: the dataset's published hyper-parameters; fast: larger batches, fewer epochs.")
+@click.option("--epochs", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--hidden-dim", type=int, default=None)
+@click.option("--num-layers", type=int, default=None)
+@click.option("--dropout", type=float, default=None)
+@click.option("--weight-decay", type=float, default=None)
+@click.option("--activation", type=click.Choice(["relu", "gelu", "tanh", "elu"]), default=None)
+@click.option("--heads", type=int, default=None, help="Ensemble members trained together.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--patience", type=int, default=None, help="Early stopping on --valid AU(PRC).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 or auto.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--valid", type=click.Path(dir_okay=False), default=None, help="Validation ARFF (own data).")
+@click.option("--test", type=click.Path(dir_okay=False), default=None, help="Test ARFF (own data).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint path [default: runs/DATASET-seedN.ckpt].")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(dataset: str, preset: str, seed: int, device: str, valid: str | None, test: str | None,
+          data_dir: str | None, out: str | None, quiet: bool, **overrides) -> None:
+    """Train C-HMCNN on DATASET (a standard dataset's name or an ARFF file) and save a checkpoint.
+
+    A standard dataset trains on train + valid with its published hyper-parameters and is
+    evaluated on its test split (the benchmark protocol).
+    """
+    import time
+
+    from hmlearn.checkpoint import save_checkpoint
+    from hmlearn.metrics import evaluate
+    from hmlearn.train import fit, preset_config
+
+    train_split, valid_split, test_split, published = _load_training_data(dataset, valid, test, data_dir)
+    config = preset_config(published, preset, seed=seed, device=device, **overrides)
+    click.echo(f"training on {train_split!r}\n{config}")
+    started = time.perf_counter()
+    model = fit(
+        train_split.X, train_split.Y, train_split.hierarchy, config,
+        valid_split.X if valid_split else None, valid_split.Y if valid_split else None, progress=not quiet,
+    )
+    seconds = time.perf_counter() - started
+    name = train_split.name or "model"
+    path = save_checkpoint(model, out or f"runs/{name}-seed{seed}.ckpt", {"dataset": dataset, "seconds": seconds})
+    click.echo(f"trained in {seconds:.1f} s; checkpoint: {path}")
+    if test_split is not None:
+        metrics = evaluate(test_split.Y, model.predict_proba(test_split.X), train_split.hierarchy, train_Y=train_split.Y)
+        _print_metrics(metrics, f"test metrics ({len(test_split)} samples):")
+
+
+@main.command("evaluate")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("dataset")
+@click.option("--split", default="test", show_default=True, help="Split of a standard dataset.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--per-node", type=click.Path(dir_okay=False), default=None, help="Write a per-node CSV table.")
+@click.option("--threshold", type=float, default=0.5, show_default=True)
+def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | None, per_node: str | None,
+                     threshold: float) -> None:
+    """Metrics of CHECKPOINT on DATASET (a standard dataset's name or an ARFF file)."""
+    from hmlearn.checkpoint import load_checkpoint
+    from hmlearn.data.store import load_dataset
+    from hmlearn.fileio import atomic_write
+    from hmlearn.metrics import evaluate, per_node_table
+
+    model, _ = load_checkpoint(checkpoint)
+    data = load_dataset(dataset) if dataset.endswith(".arff") else load_dataset(dataset, split, data_dir=data_dir)
+    if data.hierarchy != model.hierarchy:
+        raise HMLError(f"{dataset}: its hierarchy differs from the one {checkpoint} was trained on")
+    proba = model.predict_proba(data.X)
+    _print_metrics(evaluate(data.Y, proba, model.hierarchy, threshold=threshold), f"{dataset} [{split}], {len(data)} samples:")
+    if per_node:
+        table = per_node_table(data.Y, proba, model.hierarchy, threshold=threshold)
+        with atomic_write(per_node, "w") as handle:
+            table.to_csv(handle, index=False)
+        click.echo(f"per-node table: {per_node}")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="CSV or .parquet file.")
+@click.option("--threshold", type=float, default=0.5, show_default=True)
+def predict(checkpoint: str, input_path: str, out: str, threshold: float) -> None:
+    """Predict label paths for INPUT (ARFF, or CSV / Parquet of feature columns) into OUT."""
+    from hmlearn.checkpoint import load_checkpoint
+    from hmlearn.predict_io import read_features, write_predictions
+
+    model, _ = load_checkpoint(checkpoint)
+    X, ids = read_features(input_path, model.standardizer.n_features)
+    proba = model.predict_proba(X)
+    write_predictions(out, ids, proba, model.hierarchy, threshold)
+    click.echo(f"{len(X)} predictions written to {out}")
+
+
 if __name__ == "__main__":
     main()

@@ -258,3 +258,38 @@ def _raise_first_bad_line(header: ArffHeader, hierarchy: Hierarchy, cause: Excep
                         if label.strip() not in nodes:
                             raise HierarchyError(f"{where}: label {label!r} is not a node of the hierarchy")
     raise DataFormatError(f"{header.path}: could not parse the data section ({cause})")
+
+
+def write_arff(dataset: HMCDataset, path: str | Path, relation: str = "") -> Path:
+    """Write a dataset as HMC ARFF (numeric features; tree hierarchies as paths, DAGs as edges).
+
+    The file reads back with :func:`read_arff` into the same X (NaN as ``?``), Y and hierarchy.
+    """
+    from hmlearn.fileio import atomic_write
+
+    hierarchy = dataset.hierarchy
+    spec = [n for n in hierarchy.nodes if n != "root"]
+    if not (hierarchy.is_tree and "root" in hierarchy.index and _paths_rebuild(spec, hierarchy)):
+        spec = [f"{hierarchy.nodes[p]}/{hierarchy.nodes[c]}" for p, c in hierarchy.edges]
+    names = dataset.feature_names or [f"x{i}" for i in range(dataset.n_features)]
+    evaluated = hierarchy.evaluated
+    lines = [f"@RELATION '{relation or dataset.name or 'hmlearn'}'", ""]
+    lines += [f"@ATTRIBUTE '{name}' numeric" for name in names]
+    lines += [f"@ATTRIBUTE class hierarchical {','.join(spec)}", "", "@DATA"]
+    values = np.where(np.isnan(dataset.X), np.nan, dataset.X)
+    for row, labels in zip(values, dataset.Y):
+        cells = ["?" if np.isnan(v) else repr(float(v)) for v in row]
+        positive = [hierarchy.nodes[i] for i in np.flatnonzero(labels & evaluated)]
+        lines.append(",".join(cells + ["@".join(positive)]))
+    path = Path(path)
+    with atomic_write(path, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
+
+
+def _paths_rebuild(spec: list[str], hierarchy: Hierarchy) -> bool:
+    """True when the node names are full paths, so the header can list them as paths."""
+    try:
+        return Hierarchy.from_paths(spec) == hierarchy
+    except HierarchyError:
+        return False

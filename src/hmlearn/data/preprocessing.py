@@ -1,45 +1,67 @@
-"""Mean imputation then standardisation, fitted on the training split only (METHOD.md section 10)."""
+"""Mean imputation then standardisation, fitted on the training split only (METHOD.md section 10).
+
+A plain dataclass of three arrays rather than a scikit-learn pipeline: it goes into
+checkpoints as tensors and loads back without unpickling anything.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from hmlearn.errors import HMLError
 
 
-def make_standardizer() -> Pipeline:
-    """An unfitted scikit-learn pipeline: mean imputation, then zero mean / unit variance.
+@dataclass
+class Standardizer:
+    """``transform(X) = (impute(X) - center) / scale``; ``impute`` fills NaN and +/-inf with ``fill``.
 
-    All-missing columns are kept (filled with 0) so the feature count never changes between
-    the split it was fitted on and the others.
+    ``fill``: training column means (0 for an all-missing column, so the feature count never
+    changes); ``center`` / ``scale``: mean and standard deviation after imputation (scale 1
+    for a constant column). All (F,) float64.
     """
-    return Pipeline([
-        ("impute", SimpleImputer(strategy="mean", keep_empty_features=True)),
-        ("scale", StandardScaler()),
-    ])
+
+    fill: np.ndarray
+    center: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, X: np.ndarray) -> Standardizer:
+        X = _finite_or_nan(np.asarray(X, dtype=np.float64))
+        if X.ndim != 2 or len(X) == 0:
+            raise HMLError(f"cannot fit preprocessing on features of shape {X.shape}: need (samples >= 1, features)")
+        with np.errstate(all="ignore"):
+            counts = np.sum(~np.isnan(X), axis=0)
+            fill = np.where(counts > 0, np.nansum(X, axis=0) / np.maximum(counts, 1), 0.0)
+        imputed = np.where(np.isnan(X), fill, X)
+        center = imputed.mean(axis=0)
+        scale = imputed.std(axis=0)
+        scale[scale < 1e-12] = 1.0
+        return cls(fill, center, scale)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.center)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """(S, F) raw features -> (S, F) float32; refuses a feature-count mismatch."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise HMLError(f"features have shape {X.shape}, the model was fitted on {self.n_features} features")
+        X = _finite_or_nan(X)
+        return ((np.where(np.isnan(X), self.fill, X) - self.center) / self.scale).astype(np.float32)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"fill": self.fill, "center": self.center, "scale": self.scale}
 
 
-def fit_transform_splits(train: np.ndarray, *others: np.ndarray) -> tuple[Pipeline, list[np.ndarray]]:
-    """Fit on ``train`` only and transform it and every other split; float32 out."""
-    standardizer = make_standardizer().fit(_infinite_as_missing(train))
-    outputs = [transform(standardizer, X) for X in (train, *others)]
-    return standardizer, outputs
+def fit_transform_splits(train: np.ndarray, *others: np.ndarray) -> tuple[Standardizer, list[np.ndarray]]:
+    """Fit on ``train`` only and transform it and every other split."""
+    standardizer = Standardizer.fit(train)
+    return standardizer, [standardizer.transform(X) for X in (train, *others)]
 
 
-def transform(standardizer: Pipeline, X: np.ndarray) -> np.ndarray:
-    """Apply a fitted standardizer; refuse a feature-count mismatch and non-finite results."""
-    expected = standardizer.n_features_in_
-    if X.ndim != 2 or X.shape[1] != expected:
-        raise HMLError(f"features have shape {X.shape}, the model was fitted on {expected} features")
-    out = standardizer.transform(_infinite_as_missing(X)).astype(np.float32)
-    if not np.isfinite(out).all():
-        raise HMLError("features are not finite after preprocessing (check for extreme values)")
-    return out
-
-
-def _infinite_as_missing(X: np.ndarray) -> np.ndarray:
+def _finite_or_nan(X: np.ndarray) -> np.ndarray:
     """Treat +/-inf like ``?``: imputed with the column mean."""
     return np.where(np.isinf(X), np.nan, X)

@@ -51,7 +51,8 @@ from torch import Tensor
 from hmlearn.hierarchy import Hierarchy
 
 METHODS = ("dense", "levels", "pairs")
-AUTO_METHOD = "pairs"  # see the module docstring for the measurements behind this choice
+AUTO_METHOD = "levels"  # see the module docstring for the measurements behind this choice
+STACK_MAX_BATCH = 32  # mc_loss: up to this batch, a and c come from one stacked MCM call
 
 
 class MaxConstraint(torch.nn.Module):
@@ -77,6 +78,7 @@ class MaxConstraint(torch.nn.Module):
         evaluated = torch.as_tensor(hierarchy.evaluated, dtype=torch.bool)
         self.register_buffer("evaluated", evaluated, persistent=False)
         self.register_buffer("evaluated_index", torch.nonzero(evaluated).flatten(), persistent=False)
+        self.register_buffer("node_index", torch.arange(self.n_nodes), persistent=False)
 
         if method == "dense":
             # bool keeps the buffer at N^2 bytes; the multiply promotes it to p's dtype.
@@ -103,32 +105,84 @@ class MaxConstraint(torch.nn.Module):
         shape = p.shape
         p = p.reshape(-1, self.n_nodes)
         if self.method == "dense":
-            out = self._dense(p)
-        elif self.method == "levels":
-            out = self._levels(p)
-        else:
-            out = self._pairs(p)
-        return out.reshape(shape)
+            return self._dense(p).reshape(shape)
+        needs_grad = torch.is_grad_enabled() and p.requires_grad
+        with torch.no_grad():
+            # Node-major (N, B): gathering and scattering whole rows of B values is several
+            # times faster on CPU than picking columns out of (B, N) (bench/mcm_speed.py).
+            q = p.detach().t().contiguous()
+            out = self._levels(q) if self.method == "levels" else self._pairs(q)
+            if not needs_grad:
+                return out.t().contiguous().reshape(shape)  # inference: the maxima are all we need
+            source = self._levels_source(q, out) if self.method == "levels" else self._pairs_source(q, out)
+        # out[b, i] == p[b, source[b, i]]: one differentiable gather carries the gradient
+        # (a contiguous index makes the gather and its scatter-add backward ~3x faster).
+        return p.gather(1, source.t().contiguous()).reshape(shape)
 
     def _dense(self, p: Tensor) -> Tensor:
         # (B, N, N): row i holds p masked to D(i); the published C-HMCNN formulation.
         return (self.R.unsqueeze(0) * p.unsqueeze(1)).max(dim=2).values
 
-    def _levels(self, p: Tensor) -> Tensor:
-        out = p
-        batch = p.shape[0]
+    # The fast methods run without autograd on node-major (N, B) tensors.
+    def _levels(self, q: Tensor) -> Tensor:
+        """Maxima by one in-place max-propagation pass per level, children to parents."""
+        out = q.clone()
         for k in range(self._level_count):
-            parent = getattr(self, f"level_parent_{k}")
-            child = getattr(self, f"level_child_{k}")
-            # children of level k are final once the levels below are done (Hierarchy.levels)
-            values = out.index_select(1, child)
-            out = out.scatter_reduce(1, parent.expand(batch, -1), values, reduce="amax", include_self=True)
+            parent, child = self._level(k)
+            # Hierarchy.levels: the children of level k are final once levels < k are done.
+            _max_into_rows_(out, parent, out.index_select(0, child))
         return out
 
-    def _pairs(self, p: Tensor) -> Tensor:
-        batch = p.shape[0]
-        values = p.index_select(1, self.pair_descendant)
-        return p.scatter_reduce(1, self.pair_ancestor.expand(batch, -1), values, reduce="amax", include_self=True)
+    def _levels_source(self, q: Tensor, out: Tensor) -> Tensor:
+        """(N, B) int64: for each node and sample, a descendant that holds the maximum.
+
+        A node is its own source when it holds the maximum, otherwise it takes the source of
+        a child holding the same maximum; children are final before their parents (same
+        level order as :meth:`_levels`). Ties pick the largest index; NaN counts as equal to
+        NaN so that a NaN input propagates instead of leaving a node without a source.
+        """
+        source = torch.where(_holds_max(q, out), self.node_index[:, None], -1)
+        for k in range(self._level_count):
+            parent, child = self._level(k)
+            holds_max = _holds_max(out.index_select(0, child), out.index_select(0, parent))
+            candidate = torch.where(holds_max, source.index_select(0, child), -1)
+            _max_into_rows_(source, parent, candidate)
+        return source
+
+    def _pairs(self, q: Tensor) -> Tensor:
+        """Maxima by one gather over all (ancestor, descendant) pairs and one scatter-max."""
+        values = q.index_select(0, self.pair_descendant)
+        return _max_into_rows_(q.clone(), self.pair_ancestor, values)
+
+    def _pairs_source(self, q: Tensor, out: Tensor) -> Tensor:
+        """Same contract as :meth:`_levels_source`, from the pairs directly."""
+        values = q.index_select(0, self.pair_descendant)
+        holds_max = _holds_max(values, out.index_select(0, self.pair_ancestor))
+        candidate = torch.where(holds_max, self.pair_descendant[:, None], -1)
+        source = torch.where(_holds_max(q, out), self.node_index[:, None], -1)
+        return _max_into_rows_(source, self.pair_ancestor, candidate)
+
+    def _level(self, k: int) -> tuple[Tensor, Tensor]:
+        return getattr(self, f"level_parent_{k}"), getattr(self, f"level_child_{k}")
+
+
+import os
+_KERNEL = os.environ.get("MCM_KERNEL", "index_reduce")
+import warnings
+def _max_into_rows_(target: Tensor, index: Tensor, rows: Tensor) -> Tensor:
+    if _KERNEL == "index_reduce":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return target.index_reduce_(0, index, rows, "amax")
+    if _KERNEL == "expand":
+        return target.scatter_reduce_(0, index[:, None].expand(-1, target.shape[1]), rows, "amax")
+    return target.scatter_reduce_(0, index[:, None].expand(-1, target.shape[1]).contiguous(), rows, "amax")
+
+
+def _holds_max(value: Tensor, maximum: Tensor) -> Tensor:
+    """Elementwise: ``value`` is the ``maximum`` it took part in (a NaN value counts: amax
+    propagates it, so the NaN is the maximum and must be the source the gather picks)."""
+    return (value == maximum) | (value != value)
 
 
 def max_constraint(p: Tensor, hierarchy: Hierarchy, method: str = "auto") -> Tensor:
@@ -165,15 +219,18 @@ def mc_loss(p: Tensor, y: Tensor, constraint: MaxConstraint, evaluated: Tensor |
     """
     y = y.to(p.dtype)
     batch = p.shape[0]
-    # One MCM call on the stacked batch (measured faster than two calls: fewer launches).
-    stacked = constraint(torch.cat([p, y * p], dim=0))
-    a, c = stacked[:batch], stacked[batch:]
+    if batch <= STACK_MAX_BATCH:
+        # Small batches: one MCM call on (2B, N) halves the per-op launch overhead.
+        stacked = constraint(torch.cat([p, y * p], dim=0))
+        a, c = stacked[:batch], stacked[batch:]
+    else:
+        # Large batches: two calls avoid copying the (2B, N) concatenation around.
+        a, c = constraint(p), constraint(y * p)
     t = (1 - y) * a + y * c
     if evaluated is None:
         index = constraint.evaluated_index
     else:
-        evaluated = evaluated.to(p.device)
+        evaluated = torch.as_tensor(evaluated, device=p.device)
         index = torch.nonzero(evaluated).flatten() if evaluated.dtype == torch.bool else evaluated.long()
-    t = t.index_select(1, index)
-    y = y.index_select(1, index)
-    return F.binary_cross_entropy(t, y, reduction="none")
+    # BCE on all columns, then one column selection (cheaper than selecting t and y).
+    return F.binary_cross_entropy(t, y, reduction="none").index_select(1, index)

@@ -1,0 +1,119 @@
+"""`HMCClassifier`: scikit-learn style fit / predict_proba / predict around :func:`hmlearn.train.fit`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from hmlearn.errors import HMLError
+from hmlearn.hierarchy import Hierarchy
+from hmlearn.train import HMCModel, TrainConfig, fit
+
+
+class HMCClassifier(ClassifierMixin, BaseEstimator):
+    """Coherent hierarchical multi-label classifier (C-HMCNN; ``heads > 1`` for an ensemble).
+
+    The constructor only stores parameters (the fields of :class:`hmlearn.train.TrainConfig`);
+    ``fit`` validates and trains. Fitted attributes end in ``_``: ``model_``, ``hierarchy_``,
+    ``n_features_in_``. Features may contain NaN (mean-imputed, then standardised, both fitted
+    on the ``fit`` data).
+    """
+
+    def __init__(
+        self,
+        hidden_dim: int = 500,
+        num_layers: int = 3,
+        dropout: float = 0.7,
+        activation: str = "relu",
+        heads: int = 1,
+        lr: float = 1e-4,
+        weight_decay: float = 1e-5,
+        batch_size: int = 4,
+        epochs: int = 100,
+        seed: int = 0,
+        patience: int | None = None,
+        mcm_method: str = "auto",
+        device: str = "cpu",
+        threads: int | None = None,
+        threshold: float = 0.5,
+        progress: bool = False,
+    ) -> None:
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.activation = activation
+        self.heads = heads
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.seed = seed
+        self.patience = patience
+        self.mcm_method = mcm_method
+        self.device = device
+        self.threads = threads
+        self.threshold = threshold
+        self.progress = progress
+
+    def fit(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray | Sequence[Iterable[str]],
+        hierarchy: Hierarchy,
+        X_valid: np.ndarray | None = None,
+        Y_valid: np.ndarray | Sequence[Iterable[str]] | None = None,
+    ) -> HMCClassifier:
+        """Y: (S, N) 0/1 matrix in ``hierarchy.nodes`` order, or one iterable of node names per sample.
+
+        Label sets are closed upwards (ancestors of a positive node become positive).
+        """
+        X = _features(X)
+        Y = _labels(Y, hierarchy, len(X))
+        valid = (None, None)
+        if X_valid is not None and Y_valid is not None:
+            valid = (_features(X_valid), _labels(Y_valid, hierarchy, len(X_valid)))
+        config = TrainConfig().updated(**{k: v for k, v in self.get_params().items() if k in TrainConfig.__annotations__})
+        self.model_: HMCModel = fit(X, Y, hierarchy, config, *valid, progress=self.progress)
+        self.hierarchy_ = hierarchy
+        self.n_features_in_ = X.shape[1]
+        self.classes_ = np.array(hierarchy.nodes)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(S, N) coherent probabilities (no child above its parent)."""
+        self._check_fitted()
+        return self.model_.predict_proba(_features(X))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """(S, N) bool predictions at ``threshold``; closed upwards because the probabilities are coherent."""
+        return self.predict_proba(X) >= self.threshold
+
+    def score(self, X: np.ndarray, Y: np.ndarray, sample_weight=None) -> float:
+        """AU(PRC) on (X, Y), the C-HMCNN headline metric."""
+        from hmlearn.metrics import au_prc
+
+        return au_prc(_labels(Y, self.hierarchy_, len(X)), self.predict_proba(X), self.hierarchy_)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise HMLError("this HMCClassifier is not fitted yet; call fit(X, Y, hierarchy) first")
+
+
+def _features(X) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise HMLError(f"X must be 2-D (samples, features); got shape {X.shape}")
+    return X
+
+
+def _labels(Y, hierarchy: Hierarchy, n_samples: int) -> np.ndarray:
+    if isinstance(Y, np.ndarray) and Y.ndim == 2:
+        if Y.shape != (n_samples, len(hierarchy)):
+            raise HMLError(f"Y has shape {Y.shape}, expected ({n_samples}, {len(hierarchy)}) for this hierarchy")
+        return hierarchy.close(Y)
+    Y = hierarchy.encode(list(Y))
+    if len(Y) != n_samples:
+        raise HMLError(f"Y has {len(Y)} label sets but X has {n_samples} rows")
+    return Y

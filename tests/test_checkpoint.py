@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hmlearn.checkpoint import MAGIC, CheckpointError, load_checkpoint, save_checkpoint
+from hmlearn.data.synthetic import make_hmc_data
+from hmlearn.train import TrainConfig, fit
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    data = make_hmc_data(n_samples=200, n_features=6, n_nodes=20, seed=2)
+    data.X[0, 0] = np.nan
+    model = fit(data.X, data.Y, data.hierarchy, TrainConfig(hidden_dim=16, epochs=2, batch_size=32, heads=2), progress=False)
+    path = save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "model.ckpt", {"dataset": "synthetic"})
+    return model, path, data
+
+
+def test_reloaded_checkpoint_predicts_bit_identical(trained):
+    model, path, data = trained
+    again, metadata = load_checkpoint(path)
+    assert np.array_equal(model.predict_proba(data.X), again.predict_proba(data.X))
+    assert again.hierarchy == model.hierarchy and vars(again.config) == vars(model.config)
+    assert metadata == {"dataset": "synthetic"} and again.history == model.history
+    assert [p.name for p in path.parent.iterdir()] == ["model.ckpt"]  # nothing half-written left
+
+
+def test_truncated_checkpoint_is_refused(trained, tmp_path):
+    _, path, _ = trained
+    broken = tmp_path / "cut.ckpt"
+    broken.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_checkpoint(broken)
+
+
+def test_tampered_checkpoint_is_refused(trained, tmp_path):
+    _, path, _ = trained
+    raw = bytearray(path.read_bytes())
+    raw[-50] ^= 0xFF
+    tampered = tmp_path / "tampered.ckpt"
+    tampered.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_checkpoint(tampered)
+
+
+def test_newer_format_and_foreign_files_are_refused(trained, tmp_path):
+    _, path, _ = trained
+    raw = path.read_bytes()
+    end = raw.index(b"\n", len(MAGIC))
+    header = json.loads(raw[len(MAGIC):end])
+    header["format"] = 99
+    newer = tmp_path / "newer.ckpt"
+    newer.write_bytes(MAGIC + json.dumps(header).encode() + raw[end:])
+    with pytest.raises(CheckpointError, match="format 99 is newer"):
+        load_checkpoint(newer)
+    foreign = tmp_path / "foreign.ckpt"
+    foreign.write_bytes(b"PK\x03\x04 something else")
+    with pytest.raises(CheckpointError, match="not an hmlearn checkpoint"):
+        load_checkpoint(foreign)
+
+
+class Exploit:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_checkpoint_with_pickled_code_is_refused_even_with_a_valid_checksum(tmp_path):
+    import hashlib
+
+    buffer = io.BytesIO()
+    torch.save({"state": Exploit()}, buffer)
+    data = buffer.getvalue()
+    header = {"format": 1, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    evil = tmp_path / "evil.ckpt"
+    evil.write_bytes(MAGIC + json.dumps(header).encode() + b"\n" + data)
+    with pytest.raises(CheckpointError, match="unsafe or unreadable"):
+        load_checkpoint(evil)

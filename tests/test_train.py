@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hmlearn.data.synthetic import make_hmc_data, train_test_split
+from hmlearn.errors import HMLError
+from hmlearn.metrics import au_prc, is_coherent
+from hmlearn.train import TrainConfig, fit, preset_config
+
+SMALL = TrainConfig(hidden_dim=32, dropout=0.2, batch_size=16, epochs=8, lr=3e-3, threads=1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return train_test_split(make_hmc_data(n_samples=600, n_features=12, n_nodes=30, signal=3.0, seed=0), 0.3, seed=0)
+
+
+def test_same_seed_same_model_different_seed_different(data):
+    train, test = data
+    a = fit(train.X, train.Y, train.hierarchy, SMALL, progress=False).predict_proba(test.X)
+    b = fit(train.X, train.Y, train.hierarchy, SMALL, progress=False).predict_proba(test.X)
+    c = fit(train.X, train.Y, train.hierarchy, SMALL.updated(seed=1), progress=False).predict_proba(test.X)
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_learns_the_signal_and_predicts_coherently(data):
+    train, test = data
+    model = fit(train.X, train.Y, train.hierarchy, SMALL, progress=False)
+    proba = model.predict_proba(test.X)
+    assert is_coherent(proba, train.hierarchy)
+    prior = np.tile(train.Y.mean(axis=0), (len(test), 1))  # predicting node frequencies, no features
+    assert au_prc(test.Y, proba, train.hierarchy) > au_prc(test.Y, prior, train.hierarchy) + 0.1
+    assert model.history[-1]["loss"] < model.history[0]["loss"]
+    predicted = model.predict(test.X)
+    assert train.hierarchy.is_closed(predicted)
+
+
+def test_validation_keeps_the_best_epoch(data):
+    train, test = data
+    model = fit(train.X, train.Y, train.hierarchy, SMALL.updated(epochs=6, patience=100), test.X, test.Y, progress=False)
+    scores = [record["valid_au_prc"] for record in model.history]
+    assert len(scores) == 6
+    assert au_prc(test.Y, model.predict_proba(test.X), train.hierarchy) == pytest.approx(max(scores), abs=1e-7)
+
+
+def test_patience_stops_early(data):
+    train, test = data
+    config = SMALL.updated(epochs=50, patience=1, lr=0.3)  # a learning rate that cannot keep improving
+    model = fit(train.X, train.Y, train.hierarchy, config, test.X, test.Y, progress=False)
+    assert len(model.history) < 50
+
+
+def test_heads_are_initialised_independently_and_averaged(data):
+    train, test = data
+    model = fit(train.X, train.Y, train.hierarchy, SMALL.updated(heads=3, epochs=1), progress=False)
+    first = model.network.layers[0].weight
+    assert first.shape[0] == 3 and not torch.allclose(first[0], first[1])
+    x = torch.from_numpy(model.standardizer.transform(test.X[:5]))
+    with torch.no_grad():
+        per_head = model.constraint(torch.sigmoid(model.network(x)).reshape(15, -1)).reshape(3, 5, -1)
+    np.testing.assert_allclose(model.predict_proba(test.X[:5]), per_head.mean(0).numpy(), rtol=1e-6)
+
+
+def test_bad_training_input_is_refused(data):
+    train, _ = data
+    with pytest.raises(HMLError, match="training split is empty"):
+        fit(train.X[:0], train.Y[:0], train.hierarchy, SMALL, progress=False)
+    with pytest.raises(HMLError, match="X has 10 rows but Y has 9"):
+        fit(train.X[:10], train.Y[:9], train.hierarchy, SMALL, progress=False)
+    with pytest.raises(HMLError, match="Y has 5 columns but the hierarchy has 30 nodes"):
+        fit(train.X[:10], train.Y[:10, :5], train.hierarchy, SMALL, progress=False)
+
+
+def test_presets_start_from_the_published_settings():
+    published = {"hidden_dim": 500, "epochs": 67, "lr": 1e-4, "batch_size": 4, "dropout": 0.7}
+    paper = preset_config(published, "paper")
+    assert (paper.hidden_dim, paper.epochs, paper.lr, paper.batch_size) == (500, 67, 1e-4, 4)
+    fast = preset_config(published, "fast", seed=3)
+    assert fast.hidden_dim == 500 and fast.batch_size > 4 and fast.epochs < 67 and fast.seed == 3
+    with pytest.raises(HMLError, match="unknown preset"):
+        preset_config(published, "turbo")
