@@ -41,7 +41,7 @@ class TrainConfig:
     patience: int | None = None  # early stopping on validation AU(PRC), when a validation split is given
     mcm_method: str = "auto"
     device: str = "cpu"
-    threads: int | None = None  # torch CPU threads during training; None keeps torch's setting
+    threads: int | None = None  # torch CPU threads during training; None: 1 for batches <= 32, else torch's default
 
     def updated(self, **changes) -> TrainConfig:
         """A copy with ``changes`` applied; unknown names and ``None`` values are ignored."""
@@ -127,8 +127,8 @@ def fit(
     _check_training_data(X, Y, hierarchy)
     device = resolve_device(config.device)
     previous_threads = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    threads = config.threads or (1 if config.batch_size <= 32 else previous_threads)
+    torch.set_num_threads(threads)  # small batches: thread hand-offs cost more than they save
     try:
         torch.manual_seed(config.seed)
         generator = torch.Generator().manual_seed(config.seed)

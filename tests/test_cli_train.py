@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import pandas as pd
+from click.testing import CliRunner
+
+from hmlearn.cli import main
+from hmlearn.data.arff import write_arff
+from hmlearn.data.synthetic import make_hmc_data, train_test_split
+
+from .conftest import requires_shared
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_train_evaluate_predict_on_own_arff(tmp_path):
+    train, test = train_test_split(make_hmc_data(n_samples=240, n_features=6, n_nodes=15, signal=3.0, seed=3), 0.25)
+    write_arff(train, tmp_path / "train.arff")
+    write_arff(test, tmp_path / "test.arff")
+    ckpt = tmp_path / "model.ckpt"
+    result = run("train", tmp_path / "train.arff", "--test", tmp_path / "test.arff", "--epochs", 3,
+                 "--hidden-dim", 16, "--batch-size", 16, "--lr", 3e-3, "--out", ckpt, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert ckpt.is_file() and "au_prc" in result.output and "coherent" in result.output
+
+    result = run("evaluate", ckpt, tmp_path / "test.arff", "--per-node", tmp_path / "nodes.csv")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "nodes.csv")
+    assert len(table) == int(train.hierarchy.evaluated.sum()) and {"node", "recall", "f1"} <= set(table.columns)
+
+    features = pd.DataFrame(test.X, columns=[f"x{i}" for i in range(6)])
+    features.insert(0, "id", [f"s{i}" for i in range(len(test))])
+    features.to_csv(tmp_path / "features.csv", index=False)
+    result = run("predict", ckpt, tmp_path / "features.csv", "--out", tmp_path / "pred.csv")
+    assert result.exit_code == 0, result.output
+    predictions = pd.read_csv(tmp_path / "pred.csv", keep_default_na=False)
+    assert list(predictions.columns) == ["sample", "labels", "probabilities"] and len(predictions) == len(test)
+    assert predictions["sample"][0] == "s0"
+    row = predictions.iloc[0]
+    labels, probs = row["labels"].split(";"), [float(p) for p in row["probabilities"].split(";")]
+    assert len(labels) == len(probs) and all(p >= 0.5 for p in probs)
+
+    result = run("predict", ckpt, tmp_path / "features.csv", "--out", tmp_path / "pred.parquet")
+    assert result.exit_code == 0 and len(pd.read_parquet(tmp_path / "pred.parquet")) == len(test)
+
+
+def test_predict_with_wrong_feature_count_is_one_line(tmp_path):
+    train, _ = train_test_split(make_hmc_data(n_samples=80, n_features=4, n_nodes=10, seed=1), 0.25)
+    write_arff(train, tmp_path / "train.arff")
+    ckpt = tmp_path / "m.ckpt"
+    assert run("train", tmp_path / "train.arff", "--epochs", 1, "--hidden-dim", 8, "--out", ckpt, "--quiet").exit_code == 0
+    pd.DataFrame({"a": [1.0], "b": [2.0]}).to_csv(tmp_path / "bad.csv", index=False)
+    result = run("predict", ckpt, tmp_path / "bad.csv", "--out", tmp_path / "p.csv")
+    assert result.exit_code == 2
+    assert "bad.csv: 2 feature columns, the model was trained on 4" in result.output
+    assert not (tmp_path / "p.csv").exists()
+    result = run("evaluate", tmp_path / "missing.ckpt", tmp_path / "train.arff")
+    assert result.exit_code == 2 and "no such checkpoint file" in result.output
+
+
+@requires_shared
+def test_train_registry_dataset_uses_published_hyperparameters(tmp_path):
+    result = run("train", "derisi_FUN", "--epochs", 1, "--hidden-dim", 32, "--out", tmp_path / "d.ckpt", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "batch_size=4" in result.output and "lr=0.0001" in result.output and "dropout=0.7" in result.output
+    assert "trainvalid" in result.output and "1275 samples" in result.output
