@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -54,16 +55,20 @@ def header_hierarchy(path: Path) -> Hierarchy:
 
 
 def load_hierarchy(path: Path) -> tuple[Hierarchy, str]:
+    """The package's ARFF reader where it offers one, else :func:`header_hierarchy`."""
+    not_evaluated = list(GO_ROOTS) if "_GO" in path.name else None
     try:
-        from hmlearn.data.arff import read_arff_hierarchy  # written in parallel; may not exist yet
+        from hmlearn.data import arff  # written in parallel with this script
     except ImportError:
         return header_hierarchy(path), "header line (bench fallback)"
     try:
-        hierarchy = read_arff_hierarchy(path)
-        if isinstance(hierarchy, Hierarchy):
-            return hierarchy, "hmlearn.data.arff.read_arff_hierarchy"
+        if hasattr(arff, "read_arff_hierarchy"):
+            return arff.read_arff_hierarchy(path), "hmlearn.data.arff.read_arff_hierarchy"
+        header = arff.read_arff_header(path)
+        hierarchy = arff.hierarchy_from_header(header, not_evaluated=not_evaluated)
+        return hierarchy, "hmlearn.data.arff header reader"
     except Exception as error:  # an API still in flux must not stop the benchmark
-        print(f"note: read_arff_hierarchy({path.name}) failed ({error!r}); using the header fallback")
+        print(f"note: hmlearn.data.arff failed on {path.name} ({error!r}); using the header fallback")
     return header_hierarchy(path), "header line (bench fallback)"
 
 
@@ -97,7 +102,13 @@ def extra_memory_bytes(module: MaxConstraint, batch: int, itemsize: int) -> floa
 
 
 def time_method(
-    module: MaxConstraint, batch: int, dtype: torch.dtype, loss: str, repeats: int, warmup: int, budget_s: float
+    module: MaxConstraint,
+    batch: int,
+    dtype: torch.dtype,
+    loss: str,
+    repeats: int,
+    warmup: int,
+    budget_s: float,
 ) -> tuple[float, int]:
     """Median ms of forward + backward; stops early (after >= 3 runs) past ``budget_s``."""
     generator = torch.Generator().manual_seed(batch)
@@ -124,7 +135,9 @@ def time_method(
     return statistics.median(times), len(times)
 
 
-def mcloss_stacking(module: MaxConstraint, batch: int, dtype: torch.dtype, repeats: int) -> tuple[float, float]:
+def mcloss_stacking(
+    module: MaxConstraint, batch: int, dtype: torch.dtype, repeats: int
+) -> tuple[float, float]:
     """Median ms of MCLoss forward + backward with a and c from one stacked MCM call vs two calls.
 
     Both variants are written out here (the library picks one by batch size, STACK_MAX_BATCH).
@@ -161,102 +174,129 @@ def mcloss_stacking(module: MaxConstraint, batch: int, dtype: torch.dtype, repea
     return results[0], results[1]
 
 
+def dense_skip_reason(module: MaxConstraint, batch: int, itemsize: int, max_gb: float) -> str | None:
+    """Why dense cannot run at this batch (its (B, N, N) tensor is too big), or None."""
+    product = batch * module.n_nodes**2 * itemsize
+    if product > max_gb * 1e9:
+        return f"(B, N, N) tensor {product / 1e9:.1f} GB > --max-dense-gb {max_gb}"
+    peak, available = 1.5 * extra_memory_bytes(module, batch, itemsize), available_bytes()
+    if peak > available:
+        return f"estimated peak {peak / 1e9:.1f} GB > {available / 1e9:.1f} GB available now"
+    return None
+
+
+def bench_hierarchy(name: str, args: argparse.Namespace, dtype: torch.dtype) -> tuple[list[dict], list[dict]]:
+    """Timing rows (one per batch and method) and MCLoss stacking rows for one hierarchy."""
+    hierarchy, source = load_hierarchy(HIERARCHIES[name])
+    print(
+        f"\n{name}: {len(hierarchy)} nodes, {len(hierarchy.edges)} edges, {len(hierarchy.levels)} levels, "
+        f"nnz(R) = {hierarchy.descendant_matrix.nnz}, {int(hierarchy.evaluated.sum())} evaluated, "
+        f"from {source}"
+    )
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    modules = {method: MaxConstraint(hierarchy, method) for method in args.methods}
+    rows: list[dict] = []
+    for batch in args.batches:
+        for method, module in modules.items():
+            row = {"hierarchy": name, "nodes": len(hierarchy), "batch": batch, "method": method}
+            row["extra_mem_mb_est"] = extra_memory_bytes(module, batch, itemsize) / 2**20
+            reason = None
+            if method == "dense":
+                reason = dense_skip_reason(module, batch, itemsize, args.max_dense_gb)
+            if reason:
+                row["skipped"] = reason
+                print(f"  skip dense at batch {batch}: {reason}")
+            else:
+                row["ms"], row["runs"] = time_method(
+                    module, batch, dtype, args.loss, args.repeats, args.warmup, args.budget_s
+                )
+                print(f"  batch {batch:4d} {method:6s} {row['ms']:10.3f} ms  ({row['runs']} runs)")
+            rows.append(row)
+    stacking: list[dict] = []
+    if not args.no_stacking:
+        module = modules.get(AUTO_METHOD) or MaxConstraint(hierarchy, AUTO_METHOD)
+        for batch in args.batches:
+            stacked, two = mcloss_stacking(module, batch, dtype, max(3, args.repeats))
+            stacking.append({"hierarchy": name, "batch": batch, "stacked_ms": stacked, "two_calls_ms": two})
+    return rows, stacking
+
+
+def print_table(rows: list[dict], methods: list[str]) -> None:
+    fast = [m for m in methods if m != "dense"]
+    header = ["hierarchy", "batch", *(f"{m} ms" for m in methods), *(f"dense / {m}" for m in fast)]
+    header.append("extra mem est. MB (" + " / ".join(methods) + ")")
+    print("\n| " + " | ".join(header) + " |")
+    print("|---|" + "---:|" * (len(header) - 1))
+    order = list(HIERARCHIES)
+    keys = sorted({(r["hierarchy"], r["batch"]) for r in rows}, key=lambda k: (order.index(k[0]), k[1]))
+    for key in keys:
+        cell = {r["method"]: r for r in rows if (r["hierarchy"], r["batch"]) == key}
+        times = [f"{cell[m]['ms']:.3f}" if "ms" in cell[m] else "skipped" for m in methods]
+        dense = cell.get("dense", {}).get("ms")
+        ratios = [f"{dense / cell[m]['ms']:.0f}x" if dense else "-" for m in fast]
+        memory = " / ".join(f"{cell[m]['extra_mem_mb_est']:.1f}" for m in methods)
+        print(f"| {key[0]} | {key[1]} | " + " | ".join([*times, *ratios, memory]) + " |")
+
+
+def print_stacking(stacking: list[dict]) -> None:
+    print(
+        f"\nMCLoss forward+backward with the '{AUTO_METHOD}' MCM, a and c from one stacked call vs "
+        f"two calls (mc_loss stacks up to batch {STACK_MAX_BATCH})"
+    )
+    print("\n| hierarchy | batch | stacked ms | two calls ms | two / stacked |")
+    print("|---|---:|---:|---:|---:|")
+    for s in stacking:
+        ratio = s["two_calls_ms"] / s["stacked_ms"]
+        cells = [s["hierarchy"], s["batch"], f"{s['stacked_ms']:.3f}", f"{s['two_calls_ms']:.3f}"]
+        cells.append(f"{ratio:.2f}")
+        print("| " + " | ".join(map(str, cells)) + " |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[4, 64, 512])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default 1: stable numbers on a shared machine)"
+    )
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--loss", choices=["sum", "mcloss"], default="sum")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--hierarchies", nargs="+", choices=list(HIERARCHIES), default=list(HIERARCHIES))
-    parser.add_argument("--max-dense-gb", type=float, default=8.0, help="skip dense above this (B, N, N) size")
+    parser.add_argument("--max-dense-gb", type=float, default=8.0, help="skip dense above this (B,N,N) size")
     parser.add_argument("--budget-s", type=float, default=30.0, help="stop repeating a cell after this long")
-    parser.add_argument("--no-stacking", action="store_true", help="skip the mc_loss stacked-vs-two-calls table")
+    parser.add_argument("--no-stacking", action="store_true", help="skip the MCLoss stacking table")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
-    itemsize = torch.empty((), dtype=dtype).element_size()
+    loss = "out.sum()" if args.loss == "sum" else "mc_loss(...).mean()"
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.dtype}, "
-        f"forward+backward of {'out.sum()' if args.loss == 'sum' else 'mc_loss(...).mean()'}, "
-        f"median over up to {args.repeats} repeats after {args.warmup} warm-up, {platform.processor() or platform.machine()}"
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s) (set), {args.dtype}, "
+        f"forward+backward of {loss}, median over up to {args.repeats} repeats after {args.warmup} warm-up, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs"
     )
     rows: list[dict] = []
     stacking: list[dict] = []
     for name in args.hierarchies:
-        path = HIERARCHIES[name]
-        if not path.exists():
-            print(f"skip {name}: {path} not found")
+        if not HIERARCHIES[name].exists():
+            print(f"skip {name}: {HIERARCHIES[name]} not found")
             continue
-        hierarchy, source = load_hierarchy(path)
-        nnz = hierarchy.descendant_matrix.nnz
-        print(
-            f"\n{name}: {len(hierarchy)} nodes, {len(hierarchy.edges)} edges, {len(hierarchy.levels)} levels, "
-            f"nnz(R) = {nnz}, from {source}"
-        )
-        modules = {method: MaxConstraint(hierarchy, method) for method in args.methods}
-        for batch in args.batches:
-            for method, module in modules.items():
-                row = {"hierarchy": name, "nodes": len(hierarchy), "batch": batch, "method": method}
-                estimate = extra_memory_bytes(module, batch, itemsize)
-                row["extra_mem_mb_est"] = estimate / 2**20
-                if method == "dense":
-                    product = batch * len(hierarchy) ** 2 * itemsize
-                    available = available_bytes()
-                    if product > args.max_dense_gb * 1e9:
-                        row["skipped"] = f"(B, N, N) tensor {product / 1e9:.1f} GB > --max-dense-gb {args.max_dense_gb}"
-                    elif 1.5 * estimate > available:
-                        row["skipped"] = f"estimated peak {1.5 * estimate / 1e9:.1f} GB > {available / 1e9:.1f} GB available"
-                    if "skipped" in row:
-                        print(f"  skip dense at batch {batch}: {row['skipped']}")
-                        rows.append(row)
-                        continue
-                ms, runs = time_method(module, batch, dtype, args.loss, args.repeats, args.warmup, args.budget_s)
-                row.update(ms=ms, runs=runs)
-                print(f"  batch {batch:4d} {method:6s} {ms:10.3f} ms  ({runs} runs)")
-                rows.append(row)
-        if not args.no_stacking and AUTO_METHOD in modules:
-            for batch in args.batches:
-                one, two = mcloss_stacking(modules[AUTO_METHOD], batch, dtype, max(3, args.repeats))
-                stacking.append({"hierarchy": name, "batch": batch, "stacked_ms": one, "two_calls_ms": two})
-
-    print_table(rows, args.methods)
+        more_rows, more_stacking = bench_hierarchy(name, args, dtype)
+        rows += more_rows
+        stacking += more_stacking
+    if rows:
+        print_table(rows, args.methods)
     if stacking:
-        print(
-            f"\nMCLoss forward+backward with the '{AUTO_METHOD}' MCM: a and c from one stacked call vs two calls "
-            f"(mc_loss stacks up to batch {STACK_MAX_BATCH})"
-        )
-        print("\n| hierarchy | batch | stacked ms | two calls ms | two / stacked |")
-        print("|---|---:|---:|---:|---:|")
-        for s in stacking:
-            print(
-                f"| {s['hierarchy']} | {s['batch']} | {s['stacked_ms']:.3f} | {s['two_calls_ms']:.3f} "
-                f"| {s['two_calls_ms'] / s['stacked_ms']:.2f} |"
-            )
+        print_stacking(stacking)
     if args.json:
-        meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "dtype": args.dtype, "loss": args.loss}
+        meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "dtype": args.dtype}
+        meta["loss"] = args.loss
         args.json.write_text(json.dumps({"meta": meta, "rows": rows, "mcloss_stacking": stacking}, indent=2))
         print(f"\nwrote {args.json}")
     return 0
-
-
-def print_table(rows: list[dict], methods: list[str]) -> None:
-    fast = [m for m in methods if m != "dense"]
-    print("\n| hierarchy | batch | " + " | ".join(f"{m} ms" for m in methods) + " | "
-          + " | ".join(f"dense / {m}" for m in fast) + " | extra mem est. (MB) " + "/".join(methods) + " |")
-    print("|---|---:|" + "---:|" * (len(methods) + len(fast) + 1))
-    keys = sorted({(r["hierarchy"], r["batch"]) for r in rows}, key=lambda k: (list(HIERARCHIES).index(k[0]), k[1]))
-    for key in keys:
-        cell = {r["method"]: r for r in rows if (r["hierarchy"], r["batch"]) == key}
-        times = [f"{cell[m]['ms']:.3f}" if "ms" in cell.get(m, {}) else "skipped" for m in methods]
-        dense = cell.get("dense", {}).get("ms")
-        ratios = [f"{dense / cell[m]['ms']:.0f}x" if dense and "ms" in cell.get(m, {}) else "-" for m in fast]
-        memory = "/".join(f"{cell[m]['extra_mem_mb_est']:.1f}" if m in cell else "-" for m in methods)
-        print(f"| {key[0]} | {key[1]} | " + " | ".join(times) + " | " + " | ".join(ratios) + f" | {memory} |")
 
 
 if __name__ == "__main__":

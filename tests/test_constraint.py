@@ -11,7 +11,7 @@ import torch
 
 from hmlearn.data.synthetic import random_hierarchy
 from hmlearn.hierarchy import Hierarchy
-from hmlearn.nn.constraint import AUTO_METHOD, METHODS, MaxConstraint, max_constraint, mc_loss
+from hmlearn.nn.constraint import AUTO_METHOD, METHODS, STACK_MAX_BATCH, MaxConstraint, max_constraint, mc_loss
 
 FAST = ("levels", "pairs")
 HMC_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "hmc_data"
@@ -21,7 +21,8 @@ GO_ROOTS = ["root", "GO0003674", "GO0005575", "GO0008150"]
 def distinct_probabilities(batch: int, n: int, seed: int, dtype=torch.float64) -> torch.Tensor:
     """(B, N) values in (0, 1), all distinct within a row, so no max has a tie."""
     g = torch.Generator().manual_seed(seed)
-    ranks = torch.stack([torch.randperm(n, generator=g) for _ in range(batch)]) if batch else torch.zeros(0, n)
+    perms = [torch.randperm(n, generator=g) for _ in range(batch)]
+    ranks = torch.stack(perms) if perms else torch.zeros(0, n, dtype=torch.int64)
     jitter = torch.rand(batch, n, generator=g, dtype=torch.float64) * 0.5  # stays inside a rank's slot
     return ((ranks.to(torch.float64) + 0.25 + jitter) / n).to(dtype)
 
@@ -37,7 +38,8 @@ def brute_force_mcm(p: np.ndarray, hierarchy: Hierarchy) -> np.ndarray:
     return np.stack([p[:, hierarchy.descendants(i)].max(axis=1) for i in range(len(hierarchy))], axis=1)
 
 
-CASES = [(n, dag, seed) for seed in range(6) for n, dag in [(2, False), (3, True), (12, False), (40, True), (120, False), (300, True)]]
+SIZES = [(2, False), (3, True), (12, False), (40, True), (120, False), (300, True)]
+CASES = [(n, dag, seed) for seed in range(6) for n, dag in SIZES]
 
 
 @pytest.mark.parametrize(("n_nodes", "dag", "seed"), CASES)
@@ -148,6 +150,21 @@ def test_leading_dimensions_and_inference_path(method: str) -> None:
 
 
 @pytest.mark.parametrize("method", FAST)
+def test_scatter_kernel_of_other_devices_agrees(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CUDA / MPS take the scatter_reduce_ branch; exercise it here on CPU."""
+    from hmlearn.nn import constraint
+
+    hierarchy = random_hierarchy(120, max_depth=6, dag=True, seed=12)
+    p = distinct_probabilities(9, len(hierarchy), 4)
+    upstream = torch.randn(9, len(hierarchy), dtype=torch.float64)
+    expected = forward_and_grad(MaxConstraint(hierarchy, method), p, upstream)
+    monkeypatch.setattr(constraint, "_INDEX_REDUCE_DEVICES", ())
+    out, grad = forward_and_grad(MaxConstraint(hierarchy, method), p, upstream)
+    assert torch.equal(out, expected[0])
+    torch.testing.assert_close(grad, expected[1], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", FAST)
 def test_nan_propagates_to_ancestors_without_crashing(method: str) -> None:
     hierarchy = random_hierarchy(40, max_depth=4, dag=True, seed=2)
     leaf = int(hierarchy.leaves[-1])
@@ -176,7 +193,7 @@ def test_buffers_follow_to_and_stay_out_of_state_dict(method: str) -> None:
     assert "evaluated" in buffers and len(buffers) >= 3
     assert mcm.state_dict() == {}  # rebuilt from the hierarchy; checkpoints stay small
     mcm.to(torch.float64)
-    assert {name: b.dtype for name, b in mcm.named_buffers()} == {name: b.dtype for name, b in buffers.items()}
+    assert {name: b.dtype for name, b in mcm.named_buffers()} == {n: b.dtype for n, b in buffers.items()}
     mcm.to("meta")
     assert all(b.device.type == "meta" for b in mcm.buffers())
     out = mcm(torch.empty(3, len(hierarchy), device="meta", requires_grad=True))
@@ -206,14 +223,15 @@ def closed_labels(hierarchy: Hierarchy, batch: int, seed: int, dtype=torch.float
     return torch.as_tensor(hierarchy.close(rng.random((batch, len(hierarchy))) < 0.15), dtype=dtype)
 
 
+@pytest.mark.parametrize("batch", [4, STACK_MAX_BATCH + 8])  # one stacked MCM call, then two
 @pytest.mark.parametrize("method", METHODS)
-def test_mc_loss_matches_hand_computation(method: str) -> None:
+def test_mc_loss_matches_hand_computation(method: str, batch: int) -> None:
     hierarchy = random_hierarchy(15, max_depth=3, dag=True, seed=5)
-    p = distinct_probabilities(4, len(hierarchy), 1)
-    y = closed_labels(hierarchy, 4, 1)
+    p = distinct_probabilities(batch, len(hierarchy), 1)
+    y = closed_labels(hierarchy, batch, 1)
     assert y.sum() > 0 and (1 - y).sum() > 0
     loss = mc_loss(p, y, MaxConstraint(hierarchy, method))
-    assert loss.shape == (4, int(hierarchy.evaluated.sum())) == (4, len(hierarchy) - 1)
+    assert loss.shape == (batch, int(hierarchy.evaluated.sum())) == (batch, len(hierarchy) - 1)
     np.testing.assert_allclose(loss.numpy(), hand_mc_loss(p.numpy(), y.numpy(), hierarchy), rtol=1e-12)
 
 
@@ -244,7 +262,7 @@ def test_mc_loss_explicit_evaluated_mask_and_indices() -> None:
     assert torch.equal(mc_loss(p, y, mcm, evaluated=picked), full[:, picked])
 
 
-@pytest.mark.parametrize("batch", [3, 40])  # both sides of STACK_MAX_BATCH
+@pytest.mark.parametrize("batch", [3, STACK_MAX_BATCH + 8])  # both sides of STACK_MAX_BATCH
 @pytest.mark.parametrize("seed", range(3))
 def test_mc_loss_gradients_agree_between_methods(batch: int, seed: int) -> None:
     hierarchy = random_hierarchy(90, max_depth=6, dag=True, seed=20 + seed)

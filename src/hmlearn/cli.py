@@ -231,5 +231,16 @@ def predict(checkpoint: str, input_path: str, out: str, threshold: float) -> Non
     click.echo(f"{len(X)} predictions written to {out}")
 
 
+@main.command()
+@click.option("--dataset", default="derisi_FUN", show_default=True)
+@click.option("--seeds", type=int, default=3, show_default=True)
+@click.option("--preset", type=click.Choice(["paper", "fast"]), default="fast", show_default=True)
+def demo(dataset: str, seeds: int, preset: str) -> None:
+    """C-HMCNN vs a flat network on a real benchmark dataset, as a table."""
+    from hmlearn.demo import run_demo
+
+    click.echo(run_demo(dataset, seeds, preset))
+
+
 if __name__ == "__main__":
     main()

@@ -33,6 +33,7 @@ class TrainConfig:
     dropout: float = 0.7
     activation: str = "relu"
     heads: int = 1
+    objective: str = "mcloss"  # "mcloss" (C-HMCNN) or "bce" (flat baseline: hierarchy ignored in training)
     lr: float = 1e-4
     weight_decay: float = 1e-5
     batch_size: int = 4
@@ -184,13 +185,23 @@ def _train_epoch(
         x, y = x_all.index_select(0, index), y_all.index_select(0, index)
         p = torch.sigmoid(network(x))  # (H, B, N)
         H, B, N = p.shape
-        loss = mc_loss(p.reshape(H * B, N), y.repeat(H, 1), constraint).mean()
+        loss = training_loss(p.reshape(H * B, N), y.repeat(H, 1), constraint, model.config.objective).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         total += loss.detach()
         steps += 1
     return float(total) / max(steps, 1)
+
+
+def training_loss(p: torch.Tensor, y: torch.Tensor, constraint: MaxConstraint, objective: str) -> torch.Tensor:
+    """Unreduced (B, N_eval) loss: MCLoss, or plain binary cross-entropy for the flat baseline."""
+    if objective == "mcloss":
+        return mc_loss(p, y, constraint)
+    if objective == "bce":
+        evaluated = constraint.evaluated_index
+        return torch.nn.functional.binary_cross_entropy(p[:, evaluated], y[:, evaluated], reduction="none")
+    raise HMLError(f"unknown objective {objective!r}; choose 'mcloss' or 'bce'")
 
 
 def _adam(network: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

@@ -3,45 +3,56 @@
 ``mcm(p)[b, i] = max_{j in D(i)} p[b, j]``: a node scores at least as high as any of its
 descendants, so the output is coherent (no child above its parent) by construction.
 
-Three implementations of the same function, all differentiable and device-agnostic (every
-index tensor is a buffer, so ``module.to(device)`` moves it):
+Three implementations of one function; all take (..., N) float32 or float64, any batch size
+(0 included), and keep every index tensor in a non-persistent buffer so ``.to(device)`` moves
+it and checkpoints do not carry it:
 
-- ``"dense"``: the reference. A dense (N, N) ``R`` and a max over ``R[None] * p[:, None, :]``:
-  O(B N^2) time and memory, like the published code. Relies on ``p >= 0`` (the zeros that
-  ``R`` puts in place of non-descendants must never win the max).
-- ``"levels"``: one max-propagation pass per entry of :attr:`Hierarchy.levels` (children to
-  parents, deepest first): a gather of the children and an out-of-place ``scatter_reduce``
-  ``amax`` into the parents. O(B x edges) per pass, ``len(levels)`` passes.
-- ``"pairs"``: one gather of ``p`` over every (ancestor, descendant) pair of ``R`` (diagonal
-  left out: ``p`` itself is the starting value) and one ``scatter_reduce`` ``amax``.
+- ``"dense"``: the reference, as in the published code: a dense (N, N) ``R`` and a max over
+  ``R[None] * p[:, None, :]``. O(B N^2) time and memory. Relies on ``p >= 0`` (the zeros ``R``
+  puts in place of non-descendants must never win the max).
+- ``"levels"``: one max-propagation pass per entry of :attr:`Hierarchy.levels`, children to
+  parents, deepest first; O(B x edges) in all, ``len(levels)`` passes.
+- ``"pairs"``: one gather over all (ancestor, descendant) pairs of ``R`` and one scatter-max;
   O(B x nnz(R)), a single pass.
 
-Gradients: with distinct values every method routes the upstream gradient of ``out[b, i]`` to
-the one ``p[b, j]`` that attains the max, so all three agree exactly. With ties they may split
-it differently (``scatter_reduce`` shares it evenly, ``max(dim)`` picks one entry); the sum that
-reaches each source is the same whenever the tied entries are copies of one source value.
+How the fast methods keep autograd cheap: the maxima are computed without autograd on a
+node-major (N, B) copy (whole-row gathers and in-place scatter-max, several times faster on
+CPU than column picks from (B, N)); a second pass of the same shape finds, for every output,
+the input it came from (its *source*, a descendant holding the maximum); the output is then
+``p.gather(1, source)``, so the backward is a single scatter-add of B x N values instead of
+one backward per pass. Values are exact (a max selects, it does not compute). The gradient of
+``out[b, i]`` goes whole to one source, like the reference's ``max(dim)``; with ties the
+largest tied index is chosen, so tie-breaking (not the gradient's total) can differ from
+dense; without ties the gradients agree up to summation order (~1e-16 in float64). Without autograd (``torch.no_grad()``, or ``p`` not requiring grad) the source pass is
+skipped. NaN inputs propagate to their ancestors.
 
-Choice of ``"auto"`` (measured with ``bench/mcm_speed.py``, CPU, 1 torch thread, float32,
-forward + backward of ``out.sum()``, median ms; 2-core machine shared with other jobs):
+``"auto"`` is ``"levels"``. Measured with ``bench/mcm_speed.py`` (CPU, 1 torch thread,
+float32, forward + backward of ``out.sum()``, median ms; 2-core machine shared with other
+jobs, torch 2.14):
 
-=========  =====  ======  =====  ======  =========
-hierarchy  batch  dense   levels  pairs  pairs/lvl
-=========  =====  ======  =====  ======  =========
-derisi_FUN (N=500, 6 levels, nnz 2189)
-           4      1.33    0.42    0.11   3.8x
-           64     40.5    2.29    0.84   2.7x
-spo_GO (N=4120, 14 levels, nnz 42653)
-           4      109     1.89    0.82   2.3x
-           64     11154   23.9    12.4   1.9x
-=========  =====  ======  =====  ======  =========
+==========  =====  =======  ======  ======  =============
+hierarchy   batch  dense    levels  pairs   dense/levels
+==========  =====  =======  ======  ======  =============
+derisi_FUN  4      1.96     0.36    0.37    6x
+derisi_FUN  64     96.2     0.48    0.60    202x
+derisi_FUN  512    736      2.89    5.61    255x
+spo_GO      4      455      1.08    3.83    422x
+spo_GO      64     11409    4.26    24.2    2677x
+spo_GO      512    skipped  46.2    175     (dense: 35 GB)
+==========  =====  =======  ======  ======  =============
 
-``"pairs"`` wins everywhere measured (one big fused gather/scatter beats one launch and one
-(B, N) copy per level), so ``"auto"`` is ``"pairs"``. Its extra memory, B x nnz(R) values and
-int64 indices, stays small for real hierarchies (GO: 42,653 pairs against 17 M dense entries);
-``"levels"`` remains available for hierarchies whose transitive closure is huge.
+With 2 threads: GO batch 64 dense 5665, levels 3.80, pairs 16.5 (1489x); FUN batch 4
+levels 0.26, pairs 0.23. (FUN: 500 nodes, 6 levels, nnz(R) 2,189; GO: 4,120 nodes, 14
+levels, nnz(R) 42,653.) ``"levels"`` wins everywhere except a tie on FUN at batch 4: its
+passes touch each edge once, while ``"pairs"`` touches every (ancestor, descendant) pair,
+7x the edges on GO. ``"pairs"`` stays as an independent second implementation (the tests
+compare the two).
 """
 
 from __future__ import annotations
+
+import functools
+import warnings
 
 import numpy as np
 import torch
@@ -61,13 +72,16 @@ class MaxConstraint(torch.nn.Module):
     Args:
         hierarchy: the node order and the descendant relation.
         method: ``"dense"`` (reference, O(B N^2)), ``"levels"``, ``"pairs"`` or ``"auto"``
-            (the fastest measured, currently ``"pairs"``).
+            (the fastest measured, ``"levels"``; see the module docstring).
 
-    Shapes: ``p`` is (..., N), typically (B, N); the output has the same shape and dtype.
+    Shapes: ``p`` is (..., N), typically (B, N) or (H, B, N); the output has the same shape
+    and dtype. Buffers: ``evaluated`` (N,) bool and ``evaluated_index`` (N_eval,) int64, the
+    hierarchy's evaluated nodes, used by :func:`mc_loss`.
     """
 
     def __init__(self, hierarchy: Hierarchy, method: str = "auto") -> None:
         super().__init__()
+        _silence_index_reduce_beta_warning()
         if method == "auto":
             method = AUTO_METHOD
         if method not in METHODS:
@@ -93,8 +107,11 @@ class MaxConstraint(torch.nn.Module):
         else:  # pairs
             R = hierarchy.descendant_matrix.tocoo()
             off_diagonal = R.row != R.col
-            self.register_buffer("pair_ancestor", torch.as_tensor(R.row[off_diagonal], dtype=torch.int64), persistent=False)
-            self.register_buffer("pair_descendant", torch.as_tensor(R.col[off_diagonal], dtype=torch.int64), persistent=False)
+            # the diagonal is left out: p itself is the starting value of every maximum
+            ancestor = torch.as_tensor(R.row[off_diagonal], dtype=torch.int64)
+            descendant = torch.as_tensor(R.col[off_diagonal], dtype=torch.int64)
+            self.register_buffer("pair_ancestor", ancestor, persistent=False)
+            self.register_buffer("pair_descendant", descendant, persistent=False)
 
     def extra_repr(self) -> str:
         return f"n_nodes={self.n_nodes}, method={self.method!r}"
@@ -108,8 +125,8 @@ class MaxConstraint(torch.nn.Module):
             return self._dense(p).reshape(shape)
         needs_grad = torch.is_grad_enabled() and p.requires_grad
         with torch.no_grad():
-            # Node-major (N, B): gathering and scattering whole rows of B values is several
-            # times faster on CPU than picking columns out of (B, N) (bench/mcm_speed.py).
+            # Node-major (N, B): gathering and scattering whole rows of B values is 6-8x
+            # faster on CPU than picking columns out of (B, N) (measured at B >= 64).
             q = p.detach().t().contiguous()
             out = self._levels(q) if self.method == "levels" else self._pairs(q)
             if not needs_grad:
@@ -138,8 +155,9 @@ class MaxConstraint(torch.nn.Module):
 
         A node is its own source when it holds the maximum, otherwise it takes the source of
         a child holding the same maximum; children are final before their parents (same
-        level order as :meth:`_levels`). Ties pick the largest index; NaN counts as equal to
-        NaN so that a NaN input propagates instead of leaving a node without a source.
+        level order as :meth:`_levels`). Ties pick the largest index; a NaN holds the maximum
+        (amax propagates it), so a NaN input reaches its ancestors instead of leaving them
+        without a source.
         """
         source = torch.where(_holds_max(q, out), self.node_index[:, None], -1)
         for k in range(self._level_count):
@@ -166,17 +184,32 @@ class MaxConstraint(torch.nn.Module):
         return getattr(self, f"level_parent_{k}"), getattr(self, f"level_child_{k}")
 
 
-import os
-_KERNEL = os.environ.get("MCM_KERNEL", "index_reduce")
-import warnings
 def _max_into_rows_(target: Tensor, index: Tensor, rows: Tensor) -> Tensor:
-    if _KERNEL == "index_reduce":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return target.index_reduce_(0, index, rows, "amax")
-    if _KERNEL == "expand":
-        return target.scatter_reduce_(0, index[:, None].expand(-1, target.shape[1]), rows, "amax")
-    return target.scatter_reduce_(0, index[:, None].expand(-1, target.shape[1]).contiguous(), rows, "amax")
+    """In place ``target[index[k]] = max(target[index[k]], rows[k])`` over whole rows.
+
+    CPU: ``index_reduce_``. ``scatter_reduce_`` with a row-expanded index takes a radix-sort
+    path that opens an OpenMP region even for a few hundred elements; when the cores are busy
+    (data loading, other jobs) each call then stalls for 20-90 ms (measured on 2 shared
+    cores; with one torch thread it does not happen). ``index_reduce_`` has no such path;
+    uncontended it costs about the same at batch 64 and up to ~30% more of the MCM time at
+    batch 4 on GO. Other devices: ``scatter_reduce_`` (``index_reduce`` on CUDA refuses
+    deterministic mode, on MPS it refuses int64).
+    """
+    if target.device.type in _INDEX_REDUCE_DEVICES:
+        return target.index_reduce_(0, index, rows, "amax")
+    return target.scatter_reduce_(0, index[:, None].expand(-1, target.shape[1]), rows, "amax")
+
+
+_INDEX_REDUCE_DEVICES = ("cpu",)
+
+
+@functools.cache
+def _silence_index_reduce_beta_warning() -> None:
+    """``index_reduce`` warns once per process that its API is beta; we use its stable core
+    (``amax``, ``include_self=True``), so spend that one warning here, silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.zeros(1).index_reduce_(0, torch.zeros(1, dtype=torch.int64), torch.zeros(1), "amax")
 
 
 def _holds_max(value: Tensor, maximum: Tensor) -> Tensor:
@@ -209,7 +242,7 @@ def mc_loss(p: Tensor, y: Tensor, constraint: MaxConstraint, evaluated: Tensor |
 
     Args:
         p: (B, N) sigmoid probabilities (before the MCM).
-        y: (B, N) labels in {0, 1}, same dtype as ``p``.
+        y: (B, N) labels in {0, 1} (cast to ``p``'s dtype).
         constraint: the :class:`MaxConstraint` of the hierarchy.
         evaluated: (N,) bool mask or integer indices of the columns to keep; default the
             hierarchy's evaluated nodes (roots dropped).
@@ -220,7 +253,8 @@ def mc_loss(p: Tensor, y: Tensor, constraint: MaxConstraint, evaluated: Tensor |
     y = y.to(p.dtype)
     batch = p.shape[0]
     if batch <= STACK_MAX_BATCH:
-        # Small batches: one MCM call on (2B, N) halves the per-op launch overhead.
+        # Small batches: one MCM call on (2B, N) halves the per-op overhead (1.3-1.4x faster
+        # MCLoss at batch 4; two calls win from batch ~64 on: bench/mcm_speed.py).
         stacked = constraint(torch.cat([p, y * p], dim=0))
         a, c = stacked[:batch], stacked[batch:]
     else:
