@@ -117,6 +117,7 @@ class MaxConstraint(torch.nn.Module):
         return f"n_nodes={self.n_nodes}, method={self.method!r}"
 
     def forward(self, p: Tensor) -> Tensor:
+        """(..., N) probabilities -> (..., N) coherent maxima over each node's descendants."""
         if p.shape[-1] != self.n_nodes:
             raise ValueError(f"MCM input has {p.shape[-1]} columns, the hierarchy has {self.n_nodes} nodes")
         shape = p.shape
