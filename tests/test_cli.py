@@ -58,3 +58,18 @@ def test_missing_dataset_offline_is_one_line(tmp_path):
     result = run("datasets", "fetch", "imclef07d_others", "--data-dir", str(tmp_path))
     assert result.exit_code == 2
     assert "ImCLEF07D_Train.arff not found" in result.output
+
+
+def test_readme_reproduction_table_comes_from_the_stored_benchmark_results():
+    """README's AU(PRC) table is `bench/reproduce_chmcnn.py --report-only` over bench/results."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(README.parent / "bench"))
+    from reproduce_chmcnn import summary_table
+
+    results = README.parent / "bench" / "results" / "reproduce_chmcnn.jsonl"
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    for preset in sorted({r["preset"] for r in rows}):
+        table = summary_table(rows, preset, "github")
+        assert table in README.read_text(), f"README reproduction table ({preset}) is stale: rerun the benchmark"
