@@ -40,7 +40,7 @@ def run_one(name: str, preset: str, seed: int) -> dict:
     torch.set_num_threads(1)
     spec = DATASETS[name]
     train, test = load_dataset(name, ("trainvalid", "test"))
-    config = preset_config(spec.hyperparameters(), preset, seed=seed, threads=1)
+    config = preset_config(spec.hyperparameters(), preset, spec.n_outputs, seed=seed, threads=1)
     started = time.perf_counter()
     model = fit(train.X, train.Y, train.hierarchy, config, progress=False)
     seconds = time.perf_counter() - started

@@ -78,7 +78,13 @@ def test_presets_start_from_the_published_settings():
     published = {"hidden_dim": 500, "epochs": 67, "lr": 1e-4, "batch_size": 4, "dropout": 0.7}
     paper = preset_config(published, "paper")
     assert (paper.hidden_dim, paper.epochs, paper.lr, paper.batch_size) == (500, 67, 1e-4, 4)
-    fast = preset_config(published, "fast", seed=3)
-    assert fast.hidden_dim == 500 and fast.batch_size > 4 and fast.epochs < 67 and fast.seed == 3
+    fast = preset_config(published, "fast", 500, seed=3)
+    assert fast.hidden_dim == 500 and fast.dropout == 0.7 and fast.batch_size > 4 and fast.lr > 1e-4 and fast.seed == 3
+    assert fast.epochs < 67
+    large = preset_config(published, "fast", 4120)
+    assert 4 < large.batch_size < fast.batch_size
+    others = preset_config({**published, "lr": 1e-5}, "fast", 500)
+    assert others.lr == pytest.approx(fast.lr / 10)  # scaled from the dataset's own learning rate
+    assert preset_config(published, "fast", 500, epochs=3, lr=0.5).epochs == 3  # explicit options win
     with pytest.raises(HMLError, match="unknown preset"):
         preset_config(published, "turbo")

@@ -170,7 +170,7 @@ def train(dataset: str, preset: str, seed: int, device: str, valid: str | None, 
     from hmlearn.train import fit, preset_config
 
     train_split, valid_split, test_split, published = _load_training_data(dataset, valid, test, data_dir)
-    config = preset_config(published, preset, seed=seed, device=device, **overrides)
+    config = preset_config(published, preset, len(train_split.hierarchy), seed=seed, device=device, **overrides)
     click.echo(f"training on {train_split!r}\n{config}")
     started = time.perf_counter()
     model = fit(

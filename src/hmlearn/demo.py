@@ -45,7 +45,7 @@ def run_demo(dataset: str = "derisi_FUN", seeds: int = 3, preset: str = "fast") 
     for method, objective in METHODS.items():
         results = []
         for seed in range(seeds):
-            config = preset_config(published, preset, seed=seed, objective=objective)
+            config = preset_config(published, preset, len(train.hierarchy), seed=seed, objective=objective)
             started = time.perf_counter()
             model = fit(train.X, train.Y, train.hierarchy, config, progress=False)
             metrics = evaluate(test.Y, model.predict_proba(test.X), train.hierarchy, train_Y=train.Y)
