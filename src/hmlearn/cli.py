@@ -129,7 +129,7 @@ def _load_training_data(dataset: str, valid: str | None, test: str | None, data_
 
 def _print_metrics(metrics: dict, header: str) -> None:
     click.echo(header)
-    rows = [(k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in metrics.items()]
+    rows = [(k, str(v) if isinstance(v, bool) else f"{v:.4f}") for k, v in metrics.items()]
     click.echo(tabulate(rows, headers=["metric", "value"], tablefmt="simple"))
 
 

@@ -37,7 +37,12 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from hmlearn.errors import HMLError
 from hmlearn.hierarchy import Hierarchy
+
+
+class MetricInputError(HMLError, ValueError):
+    """Labels or scores that cannot be scored (wrong shape, NaN, non-binary labels)."""
 
 __all__ = [
     "au_prc",
@@ -59,32 +64,32 @@ RARE_NODE_TRAIN_POSITIVES = 20
 def _check_scores(P: np.ndarray, hierarchy: Hierarchy, name: str = "P") -> np.ndarray:
     P = np.asarray(P)
     if P.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (samples, nodes) array, got shape {P.shape}")
+        raise MetricInputError(f"{name} must be a 2-D (samples, nodes) array, got shape {P.shape}")
     if P.shape[1] != len(hierarchy):
-        raise ValueError(f"{name} has {P.shape[1]} columns, the hierarchy has {len(hierarchy)} nodes")
+        raise MetricInputError(f"{name} has {P.shape[1]} columns, the hierarchy has {len(hierarchy)} nodes")
     if P.shape[0] == 0:
-        raise ValueError(f"{name} has no samples (shape {P.shape}); metrics need at least one")
+        raise MetricInputError(f"{name} has no samples (shape {P.shape}); metrics need at least one")
     if not np.issubdtype(P.dtype, np.number) and P.dtype != bool:
-        raise ValueError(f"{name} must be numeric, got dtype {P.dtype}")
+        raise MetricInputError(f"{name} must be numeric, got dtype {P.dtype}")
     if not np.all(np.isfinite(P)):
         bad = int(np.count_nonzero(~np.isfinite(P)))
-        raise ValueError(f"{name} contains {bad} NaN or infinite value(s); metrics need finite scores")
+        raise MetricInputError(f"{name} contains {bad} NaN or infinite value(s); metrics need finite scores")
     if not np.any(hierarchy.evaluated):
-        raise ValueError("the hierarchy has no evaluated node; nothing to score")
+        raise MetricInputError("the hierarchy has no evaluated node; nothing to score")
     return P
 
 
 def _check_labels(Y: np.ndarray, hierarchy: Hierarchy, name: str = "Y") -> np.ndarray:
     Y = np.asarray(Y)
     if Y.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (samples, nodes) array, got shape {Y.shape}")
+        raise MetricInputError(f"{name} must be a 2-D (samples, nodes) array, got shape {Y.shape}")
     if Y.shape[1] != len(hierarchy):
-        raise ValueError(f"{name} has {Y.shape[1]} columns, the hierarchy has {len(hierarchy)} nodes")
+        raise MetricInputError(f"{name} has {Y.shape[1]} columns, the hierarchy has {len(hierarchy)} nodes")
     if Y.shape[0] == 0:
-        raise ValueError(f"{name} has no samples (shape {Y.shape}); metrics need at least one")
+        raise MetricInputError(f"{name} has no samples (shape {Y.shape}); metrics need at least one")
     if Y.dtype != bool:
         if not np.issubdtype(Y.dtype, np.number) or not np.all((Y == 0) | (Y == 1)):
-            raise ValueError(f"{name} must hold only 0/1 (or bool) labels")
+            raise MetricInputError(f"{name} must hold only 0/1 (or bool) labels")
         Y = Y != 0
     return Y
 
@@ -93,7 +98,7 @@ def _check_inputs(Y: np.ndarray, P: np.ndarray, hierarchy: Hierarchy) -> tuple[n
     Y = _check_labels(Y, hierarchy)
     P = _check_scores(P, hierarchy)
     if Y.shape != P.shape:
-        raise ValueError(f"Y {Y.shape} and P {P.shape} must have the same shape (samples, nodes)")
+        raise MetricInputError(f"Y {Y.shape} and P {P.shape} must have the same shape (samples, nodes)")
     return Y, P
 
 
@@ -354,7 +359,7 @@ def recall_by_frequency(
     Y, P = _check_inputs(Y, P, hierarchy)
     edges = np.asarray(buckets, dtype=np.int64)
     if edges.ndim != 1 or edges.size == 0 or np.any(edges <= 0) or np.any(np.diff(edges) <= 0):
-        raise ValueError(f"buckets must be increasing positive integers, got {tuple(buckets)}")
+        raise MetricInputError(f"buckets must be increasing positive integers, got {tuple(buckets)}")
     train_positives = _train_positives(train_Y, hierarchy)
     counts = _confusion_counts(Y, P, hierarchy, threshold)
     _, recall, _ = counts.rates()

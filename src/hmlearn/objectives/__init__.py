@@ -1,0 +1,1 @@
+"""Training objectives beyond plain MCLoss: node weights, uncertainty, the rare-node objective."""
