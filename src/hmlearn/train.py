@@ -20,8 +20,10 @@ from tqdm.auto import tqdm
 from hmlearn.data.preprocessing import Standardizer
 from hmlearn.errors import HMLError
 from hmlearn.hierarchy import Hierarchy
-from hmlearn.nn.constraint import MaxConstraint, mc_loss
+from hmlearn.nn.constraint import MaxConstraint
 from hmlearn.nn.heads import HeadsMLP
+from hmlearn.objectives.rare_node import Objective
+from hmlearn.objectives.weights import NodeWeights
 
 
 @dataclass
@@ -34,6 +36,13 @@ class TrainConfig:
     activation: str = "relu"
     heads: int = 1
     objective: str = "mcloss"  # "mcloss" (C-HMCNN) or "bce" (flat baseline: hierarchy ignored in training)
+    node_weights: str | None = None  # None, "class-wise" or "binary" (METHOD.md section 4)
+    omega: float = 0.25  # minimum node weight
+    weight_side: str = "positive"  # which label side the rare-node table multiplies: "positive" or "published"
+    descendant_counts: bool = True  # node counts summed over D(i), as the published code does
+    focal: str | None = None  # uncertainty measure for the focal weight (METHOD.md section 5), or None
+    focal_k: float = 2.0
+    focal_min: float = 0.25
     lr: float = 1e-4
     weight_decay: float = 1e-5
     batch_size: int = 4
@@ -159,13 +168,14 @@ def fit(
             config.activation, config.heads,
         ).to(device)
         model = HMCModel(network, hierarchy, standardizer, config)
+        objective = build_objective(config, model.constraint, Y, hierarchy)
         optimizer = _adam(network, config)
         validate = X_valid is not None and Y_valid is not None
         best = (-np.inf, None, 0)  # (score, state, epoch)
         bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not progress, leave=False)
         for epoch in bar:
             started = time.perf_counter()
-            loss = _train_epoch(model, optimizer, x_all, y_all, config.batch_size, generator)
+            loss = _train_epoch(network, objective, optimizer, x_all, y_all, config.batch_size, generator)
             record = {"epoch": epoch + 1, "loss": loss, "seconds": time.perf_counter() - started}
             if not np.isfinite(loss):
                 raise HMLError(f"training diverged: loss is {loss} at epoch {epoch + 1}; lower the learning rate")
@@ -188,12 +198,20 @@ def fit(
         torch.set_num_threads(previous_threads)
 
 
+def build_objective(config: TrainConfig, constraint: MaxConstraint, Y: np.ndarray, hierarchy: Hierarchy) -> Objective:
+    """The loss the config asks for; node weights come from the training labels ``Y``."""
+    weights = None
+    if config.node_weights is not None:
+        weights = NodeWeights.fit(Y, hierarchy, config.node_weights, config.omega, config.descendant_counts,
+                                  side=config.weight_side)
+    return Objective(constraint, config.objective, weights, config.focal, config.focal_k, config.focal_min)
+
+
 def _train_epoch(
-    model: HMCModel, optimizer: torch.optim.Optimizer, x_all: torch.Tensor, y_all: torch.Tensor,
-    batch_size: int, generator: torch.Generator,
+    network: HeadsMLP, objective: Objective, optimizer: torch.optim.Optimizer, x_all: torch.Tensor,
+    y_all: torch.Tensor, batch_size: int, generator: torch.Generator,
 ) -> float:
     """One pass over shuffled mini-batches; returns the mean training loss."""
-    network, constraint = model.network, model.constraint
     network.train()
     order = torch.randperm(len(x_all), generator=generator).to(x_all.device)
     total = torch.zeros((), device=x_all.device)
@@ -201,25 +219,13 @@ def _train_epoch(
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
         x, y = x_all.index_select(0, index), y_all.index_select(0, index)
-        p = torch.sigmoid(network(x))  # (H, B, N)
-        H, B, N = p.shape
-        loss = training_loss(p.reshape(H * B, N), y.repeat(H, 1), constraint, model.config.objective).mean()
+        loss = objective(torch.sigmoid(network(x)), y)  # network: (H, B, N) logits
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         total += loss.detach()
         steps += 1
     return float(total) / max(steps, 1)
-
-
-def training_loss(p: torch.Tensor, y: torch.Tensor, constraint: MaxConstraint, objective: str) -> torch.Tensor:
-    """Unreduced (B, N_eval) loss: MCLoss, or plain binary cross-entropy for the flat baseline."""
-    if objective == "mcloss":
-        return mc_loss(p, y, constraint)
-    if objective == "bce":
-        evaluated = constraint.evaluated_index
-        return torch.nn.functional.binary_cross_entropy(p[:, evaluated], y[:, evaluated], reduction="none")
-    raise HMLError(f"unknown objective {objective!r}; choose 'mcloss' or 'bce'")
 
 
 def _adam(network: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hmlearn.data.synthetic import make_hmc_data, random_hierarchy
+from hmlearn.errors import HMLError
+from hmlearn.nn.constraint import MaxConstraint, mc_loss
+from hmlearn.objectives.rare_node import Objective
+from hmlearn.objectives.uncertainty import uncertainty
+from hmlearn.objectives.weights import NodeWeights
+from hmlearn.train import TrainConfig, fit
+
+
+@pytest.fixture(scope="module")
+def batch():
+    h = random_hierarchy(40, 4, dag=True, seed=1)
+    rng = np.random.default_rng(0)
+    y = torch.tensor(h.close(rng.random((6, len(h))) < 0.15), dtype=torch.float64)
+    p = torch.rand(3, 6, len(h), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    return h, MaxConstraint(h), p.requires_grad_(True), y
+
+
+def test_plain_objective_is_the_mean_mcloss_over_heads(batch):
+    h, constraint, p, y = batch
+    expected = torch.stack([mc_loss(p[k], y, constraint) for k in range(3)]).mean()
+    assert Objective(constraint)(p, y).item() == pytest.approx(expected.item(), rel=1e-12)
+
+
+def test_weights_and_focal_multiply_each_term(batch):
+    h, constraint, p, y = batch
+    Y = (torch.rand(50, len(h), generator=torch.Generator().manual_seed(1)) < 0.2).numpy()
+    weights = NodeWeights.fit(h.close(Y), h, omega=0.25)
+    objective = Objective(constraint, node_weights=weights, focal="predictive", focal_k=2.0, focal_min=0.3)
+    evaluated = constraint.evaluated_index
+    W = weights.for_labels(y)[:, evaluated]
+    focal = 0.3 + uncertainty(p, "predictive")[:, evaluated] ** 2
+    expected = torch.stack([mc_loss(p[k], y, constraint) for k in range(3)]) * W * focal
+    torch.testing.assert_close(objective.per_term(p, y), expected)
+
+
+def test_focal_weight_carries_no_gradient(batch):
+    h, constraint, p, y = batch
+    objective = Objective(constraint, focal="gated")
+    grad, = torch.autograd.grad(objective(p, y), p)
+    u = uncertainty(p, "gated")[:, constraint.evaluated_index]
+    frozen = Objective(constraint)
+    manual = lambda q: (torch.stack([mc_loss(q[k], y, constraint) for k in range(3)]) * (0.25 + u**2)).mean()  # noqa: E731
+    expected, = torch.autograd.grad(manual(p), p)
+    torch.testing.assert_close(grad, expected)
+    assert frozen(p, y).item() != objective(p, y).item()
+
+
+def test_disagreement_focal_needs_two_heads():
+    data = make_hmc_data(60, 4, n_nodes=10, seed=0)
+    with pytest.raises(HMLError, match="needs at least 2 heads"):
+        fit(data.X, data.Y, data.hierarchy, TrainConfig(hidden_dim=8, epochs=1, focal="epistemic"), progress=False)
+
+
+def test_positive_side_node_weights_raise_rare_node_scores():
+    data = make_hmc_data(n_samples=800, n_features=10, n_nodes=60, tail=1.5, signal=2.0, seed=3)
+    config = TrainConfig(hidden_dim=64, epochs=15, batch_size=32, lr=3e-3, dropout=0.2)
+    counts = data.Y.sum(axis=0)
+    rare = data.hierarchy.evaluated & (counts > 0) & (counts < 20)
+    plain = fit(data.X, data.Y, data.hierarchy, config, progress=False).predict_proba(data.X)
+    weighted = fit(data.X, data.Y, data.hierarchy, config.updated(node_weights="class-wise"), progress=False)
+    weighted = weighted.predict_proba(data.X)
+    on_rare_positives = data.Y[:, rare]
+    assert weighted[:, rare][on_rare_positives].mean() > plain[:, rare][on_rare_positives].mean() + 0.05
