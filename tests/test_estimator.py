@@ -56,3 +56,18 @@ def test_errors_are_clear(data):
     clf = small(epochs=1).fit(train.X, train.Y, train.hierarchy)
     with pytest.raises(HMLError, match="the model was fitted on 8 features"):
         clf.predict_proba(test.X[:, :5])
+
+
+def test_every_training_option_is_an_estimator_parameter():
+    from dataclasses import fields
+
+    from hmlearn.train import TrainConfig
+
+    assert {f.name for f in fields(TrainConfig)} <= set(HMCClassifier().get_params())
+
+
+def test_rare_node_options_reach_training(data):
+    train, test = data
+    clf = small(heads=2, node_weights="class-wise", focal="gated", epochs=2).fit(train.X, train.Y, train.hierarchy)
+    config = clf.model_.config
+    assert (config.heads, config.node_weights, config.focal) == (2, "class-wise", "gated")

@@ -146,6 +146,17 @@ def _print_metrics(metrics: dict, header: str) -> None:
 @click.option("--weight-decay", type=float, default=None)
 @click.option("--activation", type=click.Choice(["relu", "gelu", "tanh", "elu"]), default=None)
 @click.option("--heads", type=int, default=None, help="Ensemble members trained together.")
+@click.option("--objective", type=click.Choice(["mcloss", "bce"]), default=None,
+              help="mcloss (C-HMCNN) or bce (flat baseline).")
+@click.option("--node-weights", type=click.Choice(["class-wise", "binary"]), default=None,
+              help="Node-wise imbalance weights (rare nodes weigh more).")
+@click.option("--omega", type=float, default=None, help="Minimum node weight [0.25].")
+@click.option("--weight-side", type=click.Choice(["positive", "published"]), default=None,
+              help="Label side the rare-node weights multiply [positive].")
+@click.option("--focal", type=click.Choice(["mean", "predictive", "aleatoric", "epistemic", "epistemic_kl", "gated"]),
+              default=None, help="Focal weight from this ensemble uncertainty measure.")
+@click.option("--focal-k", type=float, default=None, help="Focal power k [2].")
+@click.option("--focal-min", type=float, default=None, help="Focal floor gamma_min [0.25].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--patience", type=int, default=None, help="Early stopping on --valid AU(PRC).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 or auto.")

@@ -15,6 +15,9 @@ from hmlearn.train import HMCModel, TrainConfig, fit
 class HMCClassifier(ClassifierMixin, BaseEstimator):
     """Coherent hierarchical multi-label classifier (C-HMCNN; ``heads > 1`` for an ensemble).
 
+    ``node_weights``, ``focal`` and their options switch on the rare-node objective
+    (METHOD.md sections 4-6); by default it is plain C-HMCNN.
+
     The constructor only stores parameters (the fields of :class:`hmlearn.train.TrainConfig`);
     ``fit`` validates and trains. Fitted attributes end in ``_``: ``model_``, ``hierarchy_``,
     ``n_features_in_``. Features may contain NaN (mean-imputed, then standardised, both fitted
@@ -28,6 +31,14 @@ class HMCClassifier(ClassifierMixin, BaseEstimator):
         dropout: float = 0.7,
         activation: str = "relu",
         heads: int = 1,
+        objective: str = "mcloss",
+        node_weights: str | None = None,
+        omega: float = 0.25,
+        weight_side: str = "positive",
+        descendant_counts: bool = True,
+        focal: str | None = None,
+        focal_k: float = 2.0,
+        focal_min: float = 0.25,
         lr: float = 1e-4,
         weight_decay: float = 1e-5,
         batch_size: int = 4,
@@ -45,6 +56,14 @@ class HMCClassifier(ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.activation = activation
         self.heads = heads
+        self.objective = objective
+        self.node_weights = node_weights
+        self.omega = omega
+        self.weight_side = weight_side
+        self.descendant_counts = descendant_counts
+        self.focal = focal
+        self.focal_k = focal_k
+        self.focal_min = focal_min
         self.lr = lr
         self.weight_decay = weight_decay
         self.batch_size = batch_size
