@@ -68,7 +68,7 @@ def summary_table(rows: list[dict], preset: str, fmt: str) -> str:
             "seeds": len(scores),
             "s / seed": f"{statistics.fmean(r['seconds'] for r in runs):.0f}",
         })
-    return tabulate(table, headers="keys", tablefmt=fmt)
+    return tabulate(table, headers="keys", tablefmt=fmt, disable_numparse=True)
 
 
 def main() -> None:

@@ -68,3 +68,40 @@ def test_positive_side_node_weights_raise_rare_node_scores():
     weighted = weighted.predict_proba(data.X)
     on_rare_positives = data.Y[:, rare]
     assert weighted[:, rare][on_rare_positives].mean() > plain[:, rare][on_rare_positives].mean() + 0.05
+
+
+def test_schedulers_and_mixed_loss_blend_node_weights_towards_one(batch):
+    h, constraint, p, y = batch
+    weights = NodeWeights.fit(h.close(np.eye(len(h), dtype=bool)[:5]), h)
+    full = Objective(constraint, node_weights=weights).per_term(p, y)
+    plain = Objective(constraint).per_term(p, y)
+    mixed = Objective(constraint, node_weights=weights, mixed_lambda=0.3).per_term(p, y)
+    torch.testing.assert_close(mixed, 0.3 * full + 0.7 * plain)
+    linear = Objective(constraint, node_weights=weights, scheduler="linear")
+    torch.testing.assert_close(linear.per_term(p, y, progress=0.0), full)
+    torch.testing.assert_close(linear.per_term(p, y, progress=0.75), 0.25 * full + 0.75 * plain)
+    poly = Objective(constraint, node_weights=weights, scheduler="polynomial", scheduler_power=2)
+    assert poly.weight_strength(progress=0.5) == pytest.approx(0.75)
+    alternating = Objective(constraint, node_weights=weights, scheduler="alternating")
+    torch.testing.assert_close(alternating.per_term(p, y, step=1), plain)
+    with pytest.raises(HMLError, match="needs node weights"):
+        Objective(constraint, scheduler="linear")
+
+
+def test_standard_focal_loss_and_sample_weights(batch):
+    h, constraint, p, y = batch
+    plain = Objective(constraint).per_term(p, y)
+    focal = Objective(constraint, focal_gamma=2.0).per_term(p, y)
+    torch.testing.assert_close(focal, plain * (1 - torch.exp(-plain)) ** 2)
+    w = torch.arange(1, 7, dtype=torch.float64)
+    weighted = Objective(constraint).per_term(p, y, sample_weight=w)
+    torch.testing.assert_close(weighted, plain * w.reshape(1, 6, 1))
+
+
+def test_baselines_train_end_to_end():
+    data = make_hmc_data(200, 6, n_nodes=20, seed=1)
+    for options in ({"resample": "hierarchical"}, {"sample_weights": "inverse-frequency"},
+                    {"node_weights": "binary", "scheduler": "alternating"}, {"focal_gamma": 2.0}):
+        model = fit(data.X, data.Y, data.hierarchy, TrainConfig(hidden_dim=8, epochs=2, batch_size=32, **options),
+                    progress=False)
+        assert np.isfinite(model.history[-1]["loss"])

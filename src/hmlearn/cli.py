@@ -157,6 +157,15 @@ def _print_metrics(metrics: dict, header: str) -> None:
               default=None, help="Focal weight from this ensemble uncertainty measure.")
 @click.option("--focal-k", type=float, default=None, help="Focal power k [2].")
 @click.option("--focal-min", type=float, default=None, help="Focal floor gamma_min [0.25].")
+@click.option("--focal-gamma", type=float, default=None, help="Baseline: standard focal loss gamma [off].")
+@click.option("--scheduler", type=click.Choice(["linear", "polynomial", "alternating"]), default=None,
+              help="Baseline: move node weights towards 1 within each epoch.")
+@click.option("--scheduler-power", type=float, default=None, help="Power k of the polynomial scheduler [2].")
+@click.option("--mixed-lambda", type=float, default=None, help="Baseline: lambda * weighted + (1 - lambda) * plain.")
+@click.option("--resample", type=click.Choice(["hierarchical"]), default=None,
+              help="Baseline: over-sample minority label paths.")
+@click.option("--sample-weights", type=click.Choice(["inverse-frequency"]), default=None,
+              help="Baseline: observation-level inverse-frequency weights.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--patience", type=int, default=None, help="Early stopping on --valid AU(PRC).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 or auto.")

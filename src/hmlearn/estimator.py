@@ -39,6 +39,12 @@ class HMCClassifier(ClassifierMixin, BaseEstimator):
         focal: str | None = None,
         focal_k: float = 2.0,
         focal_min: float = 0.25,
+        focal_gamma: float = 0.0,
+        scheduler: str | None = None,
+        scheduler_power: float = 2.0,
+        mixed_lambda: float | None = None,
+        resample: str | None = None,
+        sample_weights: str | None = None,
         lr: float = 1e-4,
         weight_decay: float = 1e-5,
         batch_size: int = 4,
@@ -64,6 +70,12 @@ class HMCClassifier(ClassifierMixin, BaseEstimator):
         self.focal = focal
         self.focal_k = focal_k
         self.focal_min = focal_min
+        self.focal_gamma = focal_gamma
+        self.scheduler = scheduler
+        self.scheduler_power = scheduler_power
+        self.mixed_lambda = mixed_lambda
+        self.resample = resample
+        self.sample_weights = sample_weights
         self.lr = lr
         self.weight_decay = weight_decay
         self.batch_size = batch_size

@@ -24,6 +24,7 @@ from hmlearn.nn.constraint import MaxConstraint
 from hmlearn.nn.heads import HeadsMLP
 from hmlearn.objectives.rare_node import Objective
 from hmlearn.objectives.weights import NodeWeights
+from hmlearn.sampling import hierarchical_oversample, inverse_frequency_sample_weights
 
 
 @dataclass
@@ -43,6 +44,12 @@ class TrainConfig:
     focal: str | None = None  # uncertainty measure for the focal weight (METHOD.md section 5), or None
     focal_k: float = 2.0
     focal_min: float = 0.25
+    focal_gamma: float = 0.0  # baseline: standard focal loss on the MCLoss terms (0 = off)
+    scheduler: str | None = None  # baseline: "linear", "polynomial" or "alternating" node-weight schedule
+    scheduler_power: float = 2.0
+    mixed_lambda: float | None = None  # baseline: lambda * weighted + (1 - lambda) * plain loss
+    resample: str | None = None  # baseline: "hierarchical" random over-sampling of minority label paths
+    sample_weights: str | None = None  # baseline: "inverse-frequency" observation weights
     lr: float = 1e-4
     weight_decay: float = 1e-5
     batch_size: int = 4
@@ -161,8 +168,10 @@ def fit(
         torch.manual_seed(config.seed)
         generator = torch.Generator().manual_seed(config.seed)
         standardizer = Standardizer.fit(X)
-        x_all = torch.from_numpy(standardizer.transform(X)).to(device)
-        y_all = torch.from_numpy(np.asarray(Y, dtype=np.float32)).to(device)
+        rows = _training_rows(Y, hierarchy, config)
+        x_all = torch.from_numpy(standardizer.transform(X[rows])).to(device)
+        y_all = torch.from_numpy(np.asarray(Y[rows], dtype=np.float32)).to(device)
+        w_all = _sample_weights(Y[rows], hierarchy, config, device)
         network = HeadsMLP(
             X.shape[1], len(hierarchy), config.hidden_dim, config.num_layers, config.dropout,
             config.activation, config.heads,
@@ -175,7 +184,7 @@ def fit(
         bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not progress, leave=False)
         for epoch in bar:
             started = time.perf_counter()
-            loss = _train_epoch(network, objective, optimizer, x_all, y_all, config.batch_size, generator)
+            loss = _train_epoch(network, objective, optimizer, x_all, y_all, w_all, config.batch_size, generator)
             record = {"epoch": epoch + 1, "loss": loss, "seconds": time.perf_counter() - started}
             if not np.isfinite(loss):
                 raise HMLError(f"training diverged: loss is {loss} at epoch {epoch + 1}; lower the learning rate")
@@ -204,12 +213,32 @@ def build_objective(config: TrainConfig, constraint: MaxConstraint, Y: np.ndarra
     if config.node_weights is not None:
         weights = NodeWeights.fit(Y, hierarchy, config.node_weights, config.omega, config.descendant_counts,
                                   side=config.weight_side)
-    return Objective(constraint, config.objective, weights, config.focal, config.focal_k, config.focal_min)
+    return Objective(
+        constraint, config.objective, weights, config.focal, config.focal_k, config.focal_min, config.focal_gamma,
+        config.scheduler, config.scheduler_power, config.mixed_lambda,
+    )
+
+
+def _training_rows(Y: np.ndarray, hierarchy: Hierarchy, config: TrainConfig) -> np.ndarray:
+    """All rows, or the rows of a hierarchically over-sampled set (baseline)."""
+    if config.resample is None:
+        return np.arange(len(Y))
+    if config.resample != "hierarchical":
+        raise HMLError(f"unknown resampling {config.resample!r}; choose 'hierarchical'")
+    return hierarchical_oversample(Y, hierarchy, seed=config.seed)
+
+
+def _sample_weights(Y: np.ndarray, hierarchy: Hierarchy, config: TrainConfig, device) -> torch.Tensor | None:
+    if config.sample_weights is None:
+        return None
+    if config.sample_weights != "inverse-frequency":
+        raise HMLError(f"unknown sample weights {config.sample_weights!r}; choose 'inverse-frequency'")
+    return torch.from_numpy(inverse_frequency_sample_weights(Y, hierarchy).astype(np.float32)).to(device)
 
 
 def _train_epoch(
     network: HeadsMLP, objective: Objective, optimizer: torch.optim.Optimizer, x_all: torch.Tensor,
-    y_all: torch.Tensor, batch_size: int, generator: torch.Generator,
+    y_all: torch.Tensor, w_all: torch.Tensor | None, batch_size: int, generator: torch.Generator,
 ) -> float:
     """One pass over shuffled mini-batches; returns the mean training loss."""
     network.train()
@@ -219,7 +248,9 @@ def _train_epoch(
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
         x, y = x_all.index_select(0, index), y_all.index_select(0, index)
-        loss = objective(torch.sigmoid(network(x)), y)  # network: (H, B, N) logits
+        w = None if w_all is None else w_all.index_select(0, index)
+        p = torch.sigmoid(network(x))  # (H, B, N)
+        loss = objective(p, y, w, progress=start / len(order), step=steps)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

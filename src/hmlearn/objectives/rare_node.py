@@ -10,6 +10,11 @@ MCM (section 5, gradients stopped; the focal factor is 1 when off). The publishe
 where we average: only the learning rate's scale differs, and a mean keeps the published
 learning rates meaningful across batch sizes. Every part switches off on its own, so the
 paper's ablations (weights only, focal only, both) are configurations, not code.
+
+The section 7 baselines ride on the same terms: standard focal loss ``(1 - p_t) ** gamma`` on
+the MCLoss terms, per-sample weights, and the weight schedulers and mixed loss, which are all
+one operation, a blend of the node weights towards 1: ``W_eff = 1 + a * (W - 1)`` with
+``a = lambda`` (mixed loss) or ``a = 1 - s(progress through the epoch)`` (schedulers).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from hmlearn.objectives.uncertainty import uncertainty
 from hmlearn.objectives.weights import NodeWeights
 
 OBJECTIVES = ("mcloss", "bce")
+SCHEDULERS = ("linear", "polynomial", "alternating")
 
 
 @dataclass
@@ -37,13 +43,38 @@ class Objective:
     focal: str | None = None  # an uncertainty measure name, or None
     focal_k: float = 2.0
     focal_min: float = 0.25
+    focal_gamma: float = 0.0  # standard focal loss (Lin et al.) on the MCLoss terms; 0 = off
+    scheduler: str | None = None  # move node weights towards 1 within each epoch
+    scheduler_power: float = 2.0
+    mixed_lambda: float | None = None  # lambda * weighted + (1 - lambda) * plain
 
     def __post_init__(self) -> None:
         if self.base not in OBJECTIVES:
             raise HMLError(f"unknown objective {self.base!r}; choose from {', '.join(OBJECTIVES)}")
+        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
+            raise HMLError(f"unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULERS)}")
+        if (self.scheduler or self.mixed_lambda is not None) and self.node_weights is None:
+            raise HMLError("a weight scheduler or mixed loss needs node weights (--node-weights)")
 
-    def per_term(self, p: Tensor, y: Tensor) -> Tensor:
-        """(H, B, N_eval) weighted loss terms."""
+    def weight_strength(self, progress: float = 0.0, step: int = 0) -> float:
+        """``a`` in ``W_eff = 1 + a (W - 1)``: 1 = full node weights, 0 = unweighted."""
+        if self.mixed_lambda is not None:
+            return float(self.mixed_lambda)
+        if self.scheduler == "linear":
+            return 1.0 - progress
+        if self.scheduler == "polynomial":
+            return 1.0 - progress**self.scheduler_power
+        if self.scheduler == "alternating":
+            return 1.0 if step % 2 == 0 else 0.0
+        return 1.0
+
+    def per_term(self, p: Tensor, y: Tensor, sample_weight: Tensor | None = None,
+                 progress: float = 0.0, step: int = 0) -> Tensor:
+        """(H, B, N_eval) weighted loss terms.
+
+        ``progress`` in [0, 1) is the position in the epoch and ``step`` the batch number,
+        for the schedulers; ``sample_weight`` (B,) weights whole samples.
+        """
         H, B, N = p.shape
         evaluated = self.constraint.evaluated_index
         flat, labels = p.reshape(H * B, N), y.repeat(H, 1)
@@ -52,13 +83,20 @@ class Objective:
         else:
             terms = torch.nn.functional.binary_cross_entropy(flat[:, evaluated], labels[:, evaluated], reduction="none")
         terms = terms.reshape(H, B, -1)
+        if self.focal_gamma:
+            terms = terms * (1 - torch.exp(-terms)) ** self.focal_gamma  # p_t = exp(-BCE)
         if self.node_weights is not None:
-            terms = terms * self.node_weights.for_labels(y).index_select(1, evaluated)
+            W = self.node_weights.for_labels(y).index_select(1, evaluated)
+            strength = self.weight_strength(progress, step)
+            terms = terms * (1 + strength * (W - 1)) if strength != 1.0 else terms * W
         if self.focal is not None:
             u = uncertainty(p, self.focal).index_select(1, evaluated)
             terms = terms * (self.focal_min + u**self.focal_k)
+        if sample_weight is not None:
+            terms = terms * sample_weight.reshape(1, B, 1)
         return terms
 
-    def __call__(self, p: Tensor, y: Tensor) -> Tensor:
+    def __call__(self, p: Tensor, y: Tensor, sample_weight: Tensor | None = None,
+                 progress: float = 0.0, step: int = 0) -> Tensor:
         """Scalar mean of :meth:`per_term`."""
-        return self.per_term(p, y).mean()
+        return self.per_term(p, y, sample_weight, progress, step).mean()
