@@ -27,7 +27,9 @@ def test_train_evaluate_predict_on_own_arff(tmp_path):
     result = run("evaluate", ckpt, tmp_path / "test.arff", "--per-node", tmp_path / "nodes.csv")
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "nodes.csv")
-    assert len(table) == int(train.hierarchy.evaluated.sum()) and {"node", "recall", "f1"} <= set(table.columns)
+    assert len(table) == int(train.hierarchy.evaluated.sum())
+    assert {"node", "recall", "f1", "mean_uncertainty_predictive"} <= set(table.columns)
+    assert table["mean_uncertainty_predictive"].between(0, 1).all()
 
     features = pd.DataFrame(test.X, columns=[f"x{i}" for i in range(6)])
     features.insert(0, "id", [f"s{i}" for i in range(len(test))])

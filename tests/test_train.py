@@ -88,3 +88,14 @@ def test_presets_start_from_the_published_settings():
     assert preset_config(published, "fast", 500, epochs=3, lr=0.5).epochs == 3  # explicit options win
     with pytest.raises(HMLError, match="unknown preset"):
         preset_config(published, "turbo")
+
+
+def test_mc_dropout_members_differ_and_average_coherently(data):
+    train, test = data
+    model = fit(train.X, train.Y, train.hierarchy, SMALL.updated(dropout=0.5, epochs=2), progress=False)
+    members = model.member_probabilities(test.X[:20], mc_samples=4)
+    assert members.shape == (4, 20, len(train.hierarchy)) and not np.allclose(members[0], members[1])
+    assert np.array_equal(model.member_probabilities(test.X[:20])[0], model.member_probabilities(test.X[:20])[0])
+    mc = model.predict_proba(test.X[:20], mc_samples=4)
+    assert is_coherent(mc, train.hierarchy) and not np.allclose(mc, model.predict_proba(test.X[:20]))
+    assert not model.network.training

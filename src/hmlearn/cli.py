@@ -211,24 +211,41 @@ def train(dataset: str, preset: str, seed: int, device: str, valid: str | None, 
 @click.argument("dataset")
 @click.option("--split", default="test", show_default=True, help="Split of a standard dataset.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
-@click.option("--per-node", type=click.Path(dir_okay=False), default=None, help="Write a per-node CSV table.")
+@click.option("--per-node", type=click.Path(dir_okay=False), default=None,
+              help="Write a per-node CSV: node, depth, training / test positives, P, R, F1, mean uncertainty.")
+@click.option("--uncertainty", "measure", default="predictive", show_default=True,
+              type=click.Choice(["mean", "predictive", "aleatoric", "epistemic", "epistemic_kl", "gated"]),
+              help="Measure for the per-node mean uncertainty.")
+@click.option("--mc-samples", type=int, default=0, show_default=True, help="MC-dropout passes (0: off).")
 @click.option("--threshold", type=float, default=0.5, show_default=True)
 def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | None, per_node: str | None,
-                     threshold: float) -> None:
+                     measure: str, mc_samples: int, threshold: float) -> None:
     """Metrics of CHECKPOINT on DATASET (a standard dataset's name or an ARFF file)."""
+    import numpy as np
+    import torch
+
     from hmlearn.checkpoint import load_checkpoint
     from hmlearn.data.store import load_dataset
     from hmlearn.fileio import atomic_write
     from hmlearn.metrics import evaluate, per_node_table
+    from hmlearn.objectives.uncertainty import uncertainty
 
     model, _ = load_checkpoint(checkpoint)
-    data = load_dataset(dataset) if dataset.endswith(".arff") else load_dataset(dataset, split, data_dir=data_dir)
+    if dataset.endswith(".arff"):
+        data, train_Y = load_dataset(dataset), None
+    else:
+        data = load_dataset(dataset, split, data_dir=data_dir)
+        train_Y = load_dataset(dataset, "trainvalid", data_dir=data_dir).Y
     if data.hierarchy != model.hierarchy:
         raise HMLError(f"{dataset}: its hierarchy differs from the one {checkpoint} was trained on")
-    proba = model.predict_proba(data.X)
-    _print_metrics(evaluate(data.Y, proba, model.hierarchy, threshold=threshold), f"{dataset} [{split}], {len(data)} samples:")
+    members = model.member_probabilities(data.X, mc_samples)
+    proba = model.predict_proba(data.X, mc_samples)
+    metrics = evaluate(data.Y, proba, model.hierarchy, train_Y=train_Y, threshold=threshold)
+    _print_metrics(metrics, f"{dataset} [{split}], {len(data)} samples:")
     if per_node:
-        table = per_node_table(data.Y, proba, model.hierarchy, threshold=threshold)
+        table = per_node_table(data.Y, proba, model.hierarchy, threshold=threshold, train_Y=train_Y)
+        node_uncertainty = uncertainty(torch.from_numpy(members), measure).mean(dim=0).numpy()
+        table[f"mean_uncertainty_{measure}"] = np.round(node_uncertainty[model.hierarchy.evaluated], 4)
         with atomic_write(per_node, "w") as handle:
             table.to_csv(handle, index=False)
         click.echo(f"per-node table: {per_node}")

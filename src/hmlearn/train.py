@@ -131,18 +131,32 @@ class HMCModel:
         return next(self.network.parameters()).device
 
     @torch.no_grad()
-    def predict_proba(self, X: np.ndarray, batch_size: int = 4096, standardized: bool = False) -> np.ndarray:
-        """(S, F) raw features -> (S, N) coherent probabilities: the mean over heads of MCM(sigmoid)."""
+    def member_probabilities(self, X: np.ndarray, mc_samples: int = 0, batch_size: int = 4096,
+                             standardized: bool = False) -> np.ndarray:
+        """(M, S, N) sigmoid outputs of every ensemble member, before the MCM.
+
+        Members are the H heads, or with ``mc_samples = T > 0`` the H x T passes with dropout
+        kept on (MC-dropout: a cheap ensemble from one trained network).
+        """
         features = X if standardized else self.standardizer.transform(X)
-        self.network.eval()
-        out = np.empty((len(features), len(self.hierarchy)), dtype=np.float32)
+        passes = max(mc_samples, 1)
+        self.network.train(mc_samples > 0)
+        chunks = []
         for start in range(0, len(features), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(features[start : start + batch_size])).to(self.device)
-            heads = torch.sigmoid(self.network(x))  # (H, B, N)
-            H, B, N = heads.shape
-            coherent = self.constraint(heads.reshape(H * B, N)).reshape(H, B, N).mean(dim=0)
-            out[start : start + B] = coherent.cpu().numpy()
-        return out
+            chunks.append(torch.cat([torch.sigmoid(self.network(x)) for _ in range(passes)]).cpu())
+        self.network.eval()
+        if not chunks:
+            return np.empty((self.config.heads * passes, 0, len(self.hierarchy)), dtype=np.float32)
+        return torch.cat(chunks, dim=1).numpy()
+
+    def predict_proba(self, X: np.ndarray, mc_samples: int = 0, standardized: bool = False) -> np.ndarray:
+        """(S, F) raw features -> (S, N) coherent probabilities: the mean over members of MCM(sigmoid)."""
+        members = torch.from_numpy(self.member_probabilities(X, mc_samples, standardized=standardized))
+        M, S, N = members.shape
+        with torch.no_grad():
+            coherent = self.constraint(members.to(self.device).reshape(M * S, N)).reshape(M, S, N)
+        return coherent.mean(dim=0).cpu().numpy()
 
     def predict(self, X: np.ndarray, threshold: float = 0.5) -> np.ndarray:
         """(S, N) bool: coherent probabilities >= threshold (closed upwards by construction)."""
