@@ -12,14 +12,16 @@ file at once, so an interrupted benchmark resumes where it stopped.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from tabulate import tabulate
+
+sys.path.insert(0, str(Path(__file__).parent))
+from resumable import load_rows, run_resumable  # noqa: E402
 
 from hmlearn.data.registry import DATASETS, PUBLISHED_AUPRC
 from hmlearn.data.store import locate
@@ -29,7 +31,7 @@ def available_datasets() -> list[str]:
     return [name for name, spec in DATASETS.items() if all(locate(spec, split) for split in spec.splits)]
 
 
-def run_one(name: str, preset: str, seed: int) -> dict:
+def run_one(dataset: str, preset: str, seed: int) -> dict:
     """Train and evaluate one seed in this process (one torch thread: runs go side by side)."""
     import torch
 
@@ -38,14 +40,14 @@ def run_one(name: str, preset: str, seed: int) -> dict:
     from hmlearn.train import fit, preset_config
 
     torch.set_num_threads(1)
-    spec = DATASETS[name]
-    train, test = load_dataset(name, ("trainvalid", "test"))
+    spec = DATASETS[dataset]
+    train, test = load_dataset(dataset, ("trainvalid", "test"))
     config = preset_config(spec.hyperparameters(), preset, spec.n_outputs, seed=seed, threads=1)
     started = time.perf_counter()
     model = fit(train.X, train.Y, train.hierarchy, config, progress=False)
     seconds = time.perf_counter() - started
     score = au_prc(test.Y, model.predict_proba(test.X), train.hierarchy)
-    return {"dataset": name, "preset": preset, "seed": seed, "au_prc": score, "seconds": seconds,
+    return {"dataset": dataset, "preset": preset, "seed": seed, "au_prc": score, "seconds": seconds,
             "config": vars(config), "torch": torch.__version__}
 
 
@@ -83,20 +85,12 @@ def main() -> None:
     args = parser.parse_args()
 
     names = args.datasets or available_datasets()
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    done = [json.loads(line) for line in args.results.read_text().splitlines()] if args.results.exists() else []
-    finished = {(r["dataset"], r["preset"], r["seed"]) for r in done}
-    todo = [(n, args.preset, s) for n in names for s in args.seeds if (n, args.preset, s) not in finished]
-    if todo and not args.report_only:
-        print(f"{len(todo)} runs to do ({len(finished)} already stored in {args.results}), {args.jobs} at a time")
-        with ProcessPoolExecutor(args.jobs) as pool:
-            futures = {pool.submit(run_one, *job): job for job in todo}
-            for future in as_completed(futures):
-                row = future.result()
-                with open(args.results, "a") as handle:  # one line per finished run: resumable
-                    handle.write(json.dumps(row) + "\n")
-                done.append(row)
-                print(f"{row['dataset']} seed {row['seed']}: AU(PRC) {row['au_prc']:.4f} in {row['seconds']:.0f} s", flush=True)
+    jobs = [{"dataset": n, "preset": args.preset, "seed": s} for n in names for s in args.seeds]
+    if args.report_only:
+        done = load_rows(args.results)
+    else:
+        done = run_resumable(jobs, run_one, args.results, args.jobs,
+                             lambda r: f"{r['dataset']} seed {r['seed']}: AU(PRC) {r['au_prc']:.4f} in {r['seconds']:.0f} s")
     selected = [r for r in done if r["dataset"] in names]
     print(f"\nC-HMCNN AU(PRC), preset {args.preset!r}, published = mean of 10 seeds (Giunchiglia & Lukasiewicz 2020)")
     print(summary_table(selected, args.preset, "simple"))
