@@ -1,7 +1,8 @@
 """Training and prediction, readable top to bottom.
 
 ``fit`` standardises the features (fitted on the training rows only), builds H C-HMCNN heads
-and the max constraint module, and minimises the mean MCLoss with Adam. With a validation
+and the max constraint module, and minimises the objective (mean MCLoss, optionally with
+node weights and a focal weight: objectives/rare_node.py) with Adam. With a validation
 split it keeps the epoch with the best validation AU(PRC) and stops after ``patience`` epochs
 without improvement (for users' data); without one it trains for ``epochs`` and keeps the last
 weights (the benchmark protocol: train on train + valid, evaluate on test).
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -298,7 +299,3 @@ def _check_training_data(X: np.ndarray, Y: np.ndarray, hierarchy: Hierarchy) -> 
         raise HMLError(f"X has {len(X)} rows but Y has {len(Y)}")
     if Y.shape[1] != len(hierarchy):
         raise HMLError(f"Y has {Y.shape[1]} columns but the hierarchy has {len(hierarchy)} nodes")
-
-
-def config_dict(config: TrainConfig) -> dict:
-    return asdict(config)
