@@ -67,3 +67,19 @@ def test_train_registry_dataset_uses_published_hyperparameters(tmp_path):
     assert result.exit_code == 0, result.output
     assert "batch_size=4" in result.output and "lr=0.0001" in result.output and "dropout=0.7" in result.output
     assert "trainvalid" in result.output and "1275 samples" in result.output
+
+
+def test_rare_node_options_are_recorded_in_the_checkpoint(tmp_path):
+    from hmlearn.checkpoint import load_checkpoint
+
+    train, _ = train_test_split(make_hmc_data(n_samples=80, n_features=4, n_nodes=10, seed=1), 0.25)
+    write_arff(train, tmp_path / "train.arff")
+    ckpt = tmp_path / "m.ckpt"
+    result = run("train", tmp_path / "train.arff", "--epochs", 1, "--hidden-dim", 8, "--out", ckpt, "--quiet",
+                 "--heads", 2, "--node-weights", "binary", "--omega", 0.5, "--weight-side", "published",
+                 "--plain-counts", "--negative-weights", "--focal", "gated", "--focal-k", 1, "--focal-min", 0.1)
+    assert result.exit_code == 0, result.output
+    config = load_checkpoint(ckpt)[0].config
+    assert (config.heads, config.node_weights, config.omega, config.weight_side) == (2, "binary", 0.5, "published")
+    assert (config.descendant_counts, config.negative_weights) == (False, True)
+    assert (config.focal, config.focal_k, config.focal_min) == ("gated", 1.0, 0.1)

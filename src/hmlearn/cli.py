@@ -153,6 +153,10 @@ def _print_metrics(metrics: dict, header: str) -> None:
 @click.option("--omega", type=float, default=None, help="Minimum node weight [0.25].")
 @click.option("--weight-side", type=click.Choice(["positive", "published"]), default=None,
               help="Label side the rare-node weights multiply [positive].")
+@click.option("--descendant-counts/--plain-counts", default=None,
+              help="Node counts summed over descendants (published) or plain [descendant].")
+@click.option("--negative-weights/--no-negative-weights", default=None,
+              help="Also weight the y = 0 terms from negative counts [no].")
 @click.option("--focal", type=click.Choice(["mean", "predictive", "aleatoric", "epistemic", "epistemic_kl", "gated"]),
               default=None, help="Focal weight from this ensemble uncertainty measure.")
 @click.option("--focal-k", type=float, default=None, help="Focal power k [2].")

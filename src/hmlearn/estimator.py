@@ -36,6 +36,7 @@ class HMCClassifier(ClassifierMixin, BaseEstimator):
         omega: float = 0.25,
         weight_side: str = "positive",
         descendant_counts: bool = True,
+        negative_weights: bool = False,
         focal: str | None = None,
         focal_k: float = 2.0,
         focal_min: float = 0.25,
@@ -67,6 +68,7 @@ class HMCClassifier(ClassifierMixin, BaseEstimator):
         self.omega = omega
         self.weight_side = weight_side
         self.descendant_counts = descendant_counts
+        self.negative_weights = negative_weights
         self.focal = focal
         self.focal_k = focal_k
         self.focal_min = focal_min

@@ -42,6 +42,7 @@ class TrainConfig:
     omega: float = 0.25  # minimum node weight
     weight_side: str = "positive"  # which label side the rare-node table multiplies: "positive" or "published"
     descendant_counts: bool = True  # node counts summed over D(i), as the published code does
+    negative_weights: bool = False  # also weight y = 0 terms (same formula on negative counts); else 1
     focal: str | None = None  # uncertainty measure for the focal weight (METHOD.md section 5), or None
     focal_k: float = 2.0
     focal_min: float = 0.25
@@ -235,7 +236,7 @@ def build_objective(config: TrainConfig, constraint: MaxConstraint, Y: np.ndarra
     weights = None
     if config.node_weights is not None:
         weights = NodeWeights.fit(Y, hierarchy, config.node_weights, config.omega, config.descendant_counts,
-                                  side=config.weight_side)
+                                  config.negative_weights, config.weight_side)
     return Objective(
         constraint, config.objective, weights, config.focal, config.focal_k, config.focal_min, config.focal_gamma,
         config.scheduler, config.scheduler_power, config.mixed_lambda,
