@@ -24,8 +24,9 @@ def test_train_evaluate_predict_on_own_arff(tmp_path):
     assert result.exit_code == 0, result.output
     assert ckpt.is_file() and "au_prc" in result.output and "coherent" in result.output
 
-    result = run("evaluate", ckpt, tmp_path / "test.arff", "--per-node", tmp_path / "nodes.csv")
+    result = run("evaluate", ckpt, tmp_path / "test.arff", "--per-node", tmp_path / "nodes.csv", "--breakdown")
     assert result.exit_code == 0, result.output
+    assert "recall (percent) by depth" in result.output
     table = pd.read_csv(tmp_path / "nodes.csv")
     assert len(table) == int(train.hierarchy.evaluated.sum())
     assert {"node", "recall", "f1", "mean_uncertainty_predictive"} <= set(table.columns)

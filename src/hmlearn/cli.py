@@ -221,9 +221,10 @@ def train(dataset: str, preset: str, seed: int, device: str, valid: str | None, 
               type=click.Choice(["mean", "predictive", "aleatoric", "epistemic", "epistemic_kl", "gated"]),
               help="Measure for the per-node mean uncertainty.")
 @click.option("--mc-samples", type=int, default=0, show_default=True, help="MC-dropout passes (0: off).")
+@click.option("--breakdown", is_flag=True, help="Also print recall by depth and by training-frequency bucket.")
 @click.option("--threshold", type=float, default=0.5, show_default=True)
 def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | None, per_node: str | None,
-                     measure: str, mc_samples: int, threshold: float) -> None:
+                     measure: str, mc_samples: int, breakdown: bool, threshold: float) -> None:
     """Metrics of CHECKPOINT on DATASET (a standard dataset's name or an ARFF file)."""
     import numpy as np
     import torch
@@ -246,6 +247,17 @@ def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | 
     proba = model.predict_proba(data.X, mc_samples)
     metrics = evaluate(data.Y, proba, model.hierarchy, train_Y=train_Y, threshold=threshold)
     _print_metrics(metrics, f"{dataset} [{split}], {len(data)} samples:")
+    if breakdown:
+        from hmlearn.metrics import recall_by_depth, recall_by_frequency
+
+        click.echo("\nnode-macro recall (percent) by depth:")
+        counts = {"n_nodes": int, "n_present": int}
+        by_depth = recall_by_depth(data.Y, proba, model.hierarchy, threshold).astype(counts)
+        click.echo(tabulate(by_depth, headers="keys", floatfmt=".2f"))
+        if train_Y is not None:
+            click.echo("\nnode-macro recall (percent) by training positives:")
+            by_bucket = recall_by_frequency(data.Y, proba, model.hierarchy, train_Y, threshold=threshold).astype(counts)
+            click.echo(tabulate(by_bucket, headers="keys", floatfmt=".2f"))
     if per_node:
         table = per_node_table(data.Y, proba, model.hierarchy, threshold=threshold, train_Y=train_Y)
         node_uncertainty = uncertainty(torch.from_numpy(members), measure).mean(dim=0).numpy()
