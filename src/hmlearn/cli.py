@@ -251,13 +251,13 @@ def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | 
         from hmlearn.metrics import recall_by_depth, recall_by_frequency
 
         click.echo("\nnode-macro recall (percent) by depth:")
-        counts = {"n_nodes": int, "n_present": int}
-        by_depth = recall_by_depth(data.Y, proba, model.hierarchy, threshold).astype(counts)
-        click.echo(tabulate(by_depth, headers="keys", floatfmt=".2f"))
+        formats = ("g", ".0f", ".0f", ".2f")  # index, n_nodes, n_present, recall
+        by_depth = recall_by_depth(data.Y, proba, model.hierarchy, threshold)
+        click.echo(tabulate(by_depth, headers="keys", floatfmt=formats))
         if train_Y is not None:
             click.echo("\nnode-macro recall (percent) by training positives:")
-            by_bucket = recall_by_frequency(data.Y, proba, model.hierarchy, train_Y, threshold=threshold).astype(counts)
-            click.echo(tabulate(by_bucket, headers="keys", floatfmt=".2f"))
+            by_bucket = recall_by_frequency(data.Y, proba, model.hierarchy, train_Y, threshold=threshold)
+            click.echo(tabulate(by_bucket, headers="keys", floatfmt=formats))
     if per_node:
         table = per_node_table(data.Y, proba, model.hierarchy, threshold=threshold, train_Y=train_Y)
         node_uncertainty = uncertainty(torch.from_numpy(members), measure).mean(dim=0).numpy()
