@@ -62,3 +62,9 @@ def test_unknown_measure_and_wrong_shape():
         uncertainty(heads(0.3, 0.4), "bald")
     with pytest.raises(HMLError, match=r"\(heads, batch, nodes\)"):
         uncertainty(torch.rand(3, 4), "mean")
+
+
+def test_cli_lists_every_measure():
+    from hmlearn.cli import UNCERTAINTY_MEASURES
+
+    assert tuple(MEASURES) == UNCERTAINTY_MEASURES

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+
 import click
 from tabulate import tabulate
 
 from hmlearn.errors import HMLError
 
 TABLE_FORMATS = click.Choice(["simple", "github", "plain"])
+# Spelled out so `hmlearn --help` does not import torch; a test keeps it equal to uncertainty.MEASURES.
+UNCERTAINTY_MEASURES = ("mean", "predictive", "aleatoric", "epistemic", "epistemic_kl", "gated")
 
 
 class _Group(click.Group):
@@ -157,8 +160,7 @@ def _print_metrics(metrics: dict, header: str) -> None:
               help="Node counts summed over descendants (published) or plain [descendant].")
 @click.option("--negative-weights/--no-negative-weights", default=None,
               help="Also weight the y = 0 terms from negative counts [no].")
-@click.option("--focal", type=click.Choice(["mean", "predictive", "aleatoric", "epistemic", "epistemic_kl", "gated"]),
-              default=None, help="Focal weight from this ensemble uncertainty measure.")
+@click.option("--focal", type=click.Choice(UNCERTAINTY_MEASURES), default=None, help="Focal weight from this ensemble uncertainty measure.")
 @click.option("--focal-k", type=float, default=None, help="Focal power k [2].")
 @click.option("--focal-min", type=float, default=None, help="Focal floor gamma_min [0.25].")
 @click.option("--focal-gamma", type=float, default=None, help="Baseline: standard focal loss gamma [off].")
@@ -218,7 +220,7 @@ def train(dataset: str, preset: str, seed: int, device: str, valid: str | None, 
 @click.option("--per-node", type=click.Path(dir_okay=False), default=None,
               help="Write a per-node CSV: node, depth, training / test positives, P, R, F1, mean uncertainty.")
 @click.option("--uncertainty", "measure", default="predictive", show_default=True,
-              type=click.Choice(["mean", "predictive", "aleatoric", "epistemic", "epistemic_kl", "gated"]),
+              type=click.Choice(UNCERTAINTY_MEASURES),
               help="Measure for the per-node mean uncertainty.")
 @click.option("--mc-samples", type=int, default=0, show_default=True, help="MC-dropout passes (0: off).")
 @click.option("--breakdown", is_flag=True, help="Also print recall by depth and by training-frequency bucket.")
