@@ -160,7 +160,8 @@ def _print_metrics(metrics: dict, header: str) -> None:
               help="Node counts summed over descendants (published) or plain [descendant].")
 @click.option("--negative-weights/--no-negative-weights", default=None,
               help="Also weight the y = 0 terms from negative counts [no].")
-@click.option("--focal", type=click.Choice(UNCERTAINTY_MEASURES), default=None, help="Focal weight from this ensemble uncertainty measure.")
+@click.option("--focal", type=click.Choice(UNCERTAINTY_MEASURES), default=None,
+              help="Focal weight from this ensemble uncertainty measure.")
 @click.option("--focal-k", type=float, default=None, help="Focal power k [2].")
 @click.option("--focal-min", type=float, default=None, help="Focal floor gamma_min [0.25].")
 @click.option("--focal-gamma", type=float, default=None, help="Baseline: standard focal loss gamma [off].")
