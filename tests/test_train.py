@@ -99,3 +99,9 @@ def test_mc_dropout_members_differ_and_average_coherently(data):
     mc = model.predict_proba(test.X[:20], mc_samples=4)
     assert is_coherent(mc, train.hierarchy) and not np.allclose(mc, model.predict_proba(test.X[:20]))
     assert not model.network.training
+
+
+def test_non_finite_loss_stops_naming_epoch_and_batch(data):
+    train, _ = data
+    with pytest.raises(HMLError, match=r"training diverged: loss is (nan|inf) at epoch \d+, batch \d+; lower"):
+        fit(train.X, train.Y, train.hierarchy, SMALL.updated(lr=1e30, dropout=0.0), progress=False)

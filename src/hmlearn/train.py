@@ -208,10 +208,8 @@ def fit(
         bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not progress, leave=False)
         for epoch in bar:
             started = time.perf_counter()
-            loss = _train_epoch(network, objective, optimizer, x_all, y_all, w_all, config.batch_size, generator)
+            loss = _train_epoch(network, objective, optimizer, x_all, y_all, w_all, config.batch_size, generator, epoch)
             record = {"epoch": epoch + 1, "loss": loss, "seconds": time.perf_counter() - started}
-            if not np.isfinite(loss):
-                raise HMLError(f"training diverged: loss is {loss} at epoch {epoch + 1}; lower the learning rate")
             if validate:
                 from hmlearn.metrics import au_prc
 
@@ -262,9 +260,12 @@ def _sample_weights(Y: np.ndarray, hierarchy: Hierarchy, config: TrainConfig, de
 
 def _train_epoch(
     network: HeadsMLP, objective: Objective, optimizer: torch.optim.Optimizer, x_all: torch.Tensor,
-    y_all: torch.Tensor, w_all: torch.Tensor | None, batch_size: int, generator: torch.Generator,
+    y_all: torch.Tensor, w_all: torch.Tensor | None, batch_size: int, generator: torch.Generator, epoch: int = 0,
 ) -> float:
-    """One pass over shuffled mini-batches; returns the mean training loss."""
+    """One pass over shuffled mini-batches; returns the mean training loss.
+
+    A non-finite loss stops training before the step that would spread it into the weights.
+    """
     network.train()
     order = torch.randperm(len(x_all), generator=generator).to(x_all.device)
     total = torch.zeros((), device=x_all.device)
@@ -274,7 +275,17 @@ def _train_epoch(
         x, y = x_all.index_select(0, index), y_all.index_select(0, index)
         w = None if w_all is None else w_all.index_select(0, index)
         p = torch.sigmoid(network(x))  # (H, B, N)
-        loss = objective(p, y, w, progress=start / len(order), step=steps)
+        try:
+            loss = objective(p, y, w, progress=start / len(order), step=steps)
+        except RuntimeError:  # BCE refuses NaN probabilities before the loss can be NaN
+            if bool(torch.isfinite(p).all()):
+                raise
+            loss = torch.tensor(float("nan"))
+        if not torch.isfinite(loss):
+            raise HMLError(
+                f"training diverged: loss is {loss.item()} at epoch {epoch + 1}, batch {steps + 1}; "
+                "lower the learning rate or check the features for extreme values"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
