@@ -61,14 +61,20 @@ RARE_NODE_TRAIN_POSITIVES = 20
 
 
 # ---------------------------------------------------------------------- validation
+def _check_matrix(A: np.ndarray, hierarchy: Hierarchy, name: str) -> np.ndarray:
+    """Shape checks shared by labels and scores: 2-D, one column per node, at least one row."""
+    A = np.asarray(A)
+    if A.ndim != 2:
+        raise MetricInputError(f"{name} must be a 2-D (samples, nodes) array, got shape {A.shape}")
+    if A.shape[1] != len(hierarchy):
+        raise MetricInputError(f"{name} has {A.shape[1]} columns, the hierarchy has {len(hierarchy)} nodes")
+    if A.shape[0] == 0:
+        raise MetricInputError(f"{name} has no samples (shape {A.shape}); metrics need at least one")
+    return A
+
+
 def _check_scores(P: np.ndarray, hierarchy: Hierarchy, name: str = "P") -> np.ndarray:
-    P = np.asarray(P)
-    if P.ndim != 2:
-        raise MetricInputError(f"{name} must be a 2-D (samples, nodes) array, got shape {P.shape}")
-    if P.shape[1] != len(hierarchy):
-        raise MetricInputError(f"{name} has {P.shape[1]} columns, the hierarchy has {len(hierarchy)} nodes")
-    if P.shape[0] == 0:
-        raise MetricInputError(f"{name} has no samples (shape {P.shape}); metrics need at least one")
+    P = _check_matrix(P, hierarchy, name)
     if not np.issubdtype(P.dtype, np.number) and P.dtype != bool:
         raise MetricInputError(f"{name} must be numeric, got dtype {P.dtype}")
     if not np.all(np.isfinite(P)):
@@ -80,13 +86,7 @@ def _check_scores(P: np.ndarray, hierarchy: Hierarchy, name: str = "P") -> np.nd
 
 
 def _check_labels(Y: np.ndarray, hierarchy: Hierarchy, name: str = "Y") -> np.ndarray:
-    Y = np.asarray(Y)
-    if Y.ndim != 2:
-        raise MetricInputError(f"{name} must be a 2-D (samples, nodes) array, got shape {Y.shape}")
-    if Y.shape[1] != len(hierarchy):
-        raise MetricInputError(f"{name} has {Y.shape[1]} columns, the hierarchy has {len(hierarchy)} nodes")
-    if Y.shape[0] == 0:
-        raise MetricInputError(f"{name} has no samples (shape {Y.shape}); metrics need at least one")
+    Y = _check_matrix(Y, hierarchy, name)
     if Y.dtype != bool:
         if not np.issubdtype(Y.dtype, np.number) or not np.all((Y == 0) | (Y == 1)):
             raise MetricInputError(f"{name} must hold only 0/1 (or bool) labels")
