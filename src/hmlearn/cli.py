@@ -77,14 +77,14 @@ def datasets_list(fmt: str, data_dir: str | None, no_location: bool) -> None:
 def datasets_info(name: str, data_dir: str | None, fmt: str) -> None:
     """Samples, features, nodes, depth, label cardinality and node frequencies per split."""
     from hmlearn.data.registry import get_spec
-    from hmlearn.data.store import fetch, load_dataset
+    from hmlearn.data.store import load_dataset, locate
     from hmlearn.data.summary import split_summary
 
     spec = get_spec(name)
-    paths = fetch(spec.name, data_dir=data_dir)
-    parts = load_dataset(spec.name, splits=tuple(spec.splits), data_dir=data_dir)
+    parts = load_dataset(spec.name, splits=tuple(spec.splits), data_dir=data_dir)  # downloads what is missing
+    folder = locate(spec, spec.splits[0], data_dir).parent
     summaries = [split_summary(part) for part in parts]
-    click.echo(f"{spec.name}: {spec.family} {'DAG' if spec.family == 'GO' else 'tree'}, files in {paths[spec.splits[0]].parent}")
+    click.echo(f"{spec.name}: {spec.family} {'DAG' if spec.family == 'GO' else 'tree'}, files in {folder}")
     click.echo(tabulate([list(s.values()) for s in summaries], headers=list(summaries[0]), tablefmt=fmt))
     first = summaries[0]
     checks = [
