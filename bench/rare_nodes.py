@@ -8,7 +8,7 @@ for F1 against plain C-HMCNN over the (dataset, seed) pairs. Both label sides of
 weights are run (METHOD.md section 4, "Caution"). Runs are stored one JSON line each and
 resume after an interruption.
 
-    python bench/rare_nodes.py --preset fast --seeds 0 1 2 --jobs 2
+    python bench/rare_nodes.py --preset medium --seeds 0 1 2 --jobs 2
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ from tabulate import tabulate
 sys.path.insert(0, str(Path(__file__).parent))
 from resumable import load_rows, run_resumable  # noqa: E402
 
-WEIGHTS = {"node_weights": "class-wise", "omega": 0.25}
+WEIGHTS = {"node_weights": "class-wise", "omega": 0.25, "descendant_counts": False}
 METHODS: dict[str, dict] = {
     "C-HMCNN": {},
     "weights (positive side)": {**WEIGHTS, "weight_side": "positive"},
     "weights (published side)": {**WEIGHTS, "weight_side": "published"},
+    "weights (published side, descendant-summed counts)": {**WEIGHTS, "weight_side": "published",
+                                                            "descendant_counts": True},
     "weights + focal predictive": {**WEIGHTS, "weight_side": "published", "heads": 2, "focal": "predictive"},
     "weights + focal gated": {**WEIGHTS, "weight_side": "published", "heads": 2, "focal": "gated"},
     "over-sampling": {"resample": "hierarchical"},
@@ -73,10 +75,35 @@ def summary(rows: list[dict], fmt: str) -> str:
         paired = [(r, plain[(r["dataset"], r["seed"])]) for r in runs if (r["dataset"], r["seed"]) in plain]
         base_recall = statistics.fmean(p["recall"] for _, p in paired) if paired else 0.0
         row["recall / plain"] = f"{statistics.fmean(r['recall'] for r, _ in paired) / base_recall:.2f}x" if base_recall else "-"
+        by_dataset = {}
+        for r, p in paired:
+            by_dataset.setdefault(r["dataset"], []).append((r["recall"], p["recall"]))
+        ratios = [statistics.fmean(a for a, _ in v) / statistics.fmean(b for _, b in v)
+                  for v in by_dataset.values() if statistics.fmean(b for _, b in v) > 0]
+        row["mean of dataset ratios"] = f"{statistics.fmean(ratios):.2f}x" if ratios else "-"
         differences = [r["f1"] - p["f1"] for r, p in paired]
         row["F1 Wilcoxon p"] = (f"{wilcoxon(differences).pvalue:.3g}"
                                 if method != "C-HMCNN" and len(differences) >= 2 and any(differences) else "-")
         table.append(row)
+    return tabulate(table, headers="keys", tablefmt=fmt, disable_numparse=True)
+
+
+def per_dataset(rows: list[dict], fmt: str) -> str:
+    """Mean over seeds per dataset and method, with the AU(PRC) difference to plain C-HMCNN."""
+    table = []
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        plain = [r for r in rows if r["dataset"] == dataset and r["method"] == "C-HMCNN"]
+        plain_au = statistics.fmean(r["au_prc"] for r in plain) if plain else None
+        for method in METHODS:
+            runs = [r for r in rows if r["dataset"] == dataset and r["method"] == method]
+            if not runs:
+                continue
+            au = statistics.fmean(r["au_prc"] for r in runs)
+            table.append({
+                "dataset": dataset, "method": method, "seeds": len(runs), "AU(PRC)": f"{au:.4f}",
+                "vs plain": f"{au - plain_au:+.4f}" if plain_au is not None else "-",
+                **{k: f"{statistics.fmean(r[k] for r in runs):.2f}" for k in ("binary_ap", "precision", "recall", "f1")},
+            })
     return tabulate(table, headers="keys", tablefmt=fmt, disable_numparse=True)
 
 
@@ -85,10 +112,11 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="*", default=None, help="default: the FUN datasets found")
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
-    parser.add_argument("--preset", default="fast", choices=["paper", "fast"])
+    parser.add_argument("--preset", default="medium", choices=["paper", "medium", "fast"])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--results", type=Path, default=Path("bench/results/rare_nodes.jsonl"))
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--format", default="simple", help="table format (tabulate), e.g. github")
     args = parser.parse_args()
 
     if args.datasets is None:
@@ -107,7 +135,9 @@ def main() -> None:
     rows = [r for r in rows if r["preset"] == args.preset and r["dataset"] in args.datasets and r["seed"] in args.seeds]
     print(f"\n{len(args.datasets)} datasets x {len(args.seeds)} seeds, preset {args.preset!r}; AU(PRC) fraction, "
           "others percent; recall_rare: nodes with < 20 training positives")
-    print(summary(rows, "simple"))
+    print(summary(rows, args.format))
+    print("\nper dataset (mean over seeds):")
+    print(per_dataset(rows, args.format))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+from rare_nodes import per_dataset, summary  # noqa: E402
 from reproduce_chmcnn import summary_table  # noqa: E402
 from resumable import load_rows  # noqa: E402
 
@@ -37,6 +38,9 @@ def main() -> None:
     rows = load_rows(ROOT / "bench" / "results" / "reproduce_chmcnn.jsonl")
     text = replace_after(text, "reproduction-table:", summary_table(rows, "paper", "github"))
     text = replace_after(text, "reproduction-table-fast:", summary_table(rows, "fast", "github"))
+    rare = [r for r in load_rows(ROOT / "bench" / "results" / "rare_nodes.jsonl") if r["preset"] == "medium"]
+    text = replace_after(text, "rare-nodes-table:", summary(rare, "github"))
+    text = replace_after(text, "rare-nodes-per-dataset:", per_dataset(rare, "github"))
     readme.write_text(text)
     print("README.md tables regenerated")
 

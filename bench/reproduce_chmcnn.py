@@ -77,7 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="*", default=None, help="default: every dataset found")
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
-    parser.add_argument("--preset", default="paper", choices=["paper", "fast"])
+    parser.add_argument("--preset", default="paper", choices=["paper", "medium", "fast"])
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 1)))
     parser.add_argument("--results", type=Path, default=Path("bench/results/reproduce_chmcnn.jsonl"))
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")

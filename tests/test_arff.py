@@ -90,7 +90,7 @@ def test_missing_data_section_and_class_attribute(tmp_path):
 
 def test_duplicate_path_in_header_is_rejected(tmp_path):
     text = FUN_LIKE.replace("01,01/01,01/02", "01,01/01,01/01,01/02")
-    with pytest.raises(HierarchyError, match=r"toy.arff: duplicate node in hierarchy: '01/01'"):
+    with pytest.raises(HierarchyError, match=r"toy.arff:7: duplicate node in hierarchy: '01/01'"):
         read_arff(write(tmp_path, text))
 
 

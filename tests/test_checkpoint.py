@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from hmlearn.checkpoint import MAGIC, CheckpointError, load_checkpoint, save_checkpoint
+from hmlearn.checkpoint import MAGIC, CheckpointError, load_checkpoint, load_training_state, save_checkpoint
 from hmlearn.data.synthetic import make_hmc_data
 from hmlearn.train import TrainConfig, fit
 
@@ -80,3 +80,35 @@ def test_checkpoint_with_pickled_code_is_refused_even_with_a_valid_checksum(tmp_
     evil.write_bytes(MAGIC + json.dumps(header).encode() + b"\n" + data)
     with pytest.raises(CheckpointError, match="unsafe or unreadable"):
         load_checkpoint(evil)
+
+
+def test_training_state_is_verified_like_a_checkpoint_and_is_not_one(trained, tmp_path):
+    import hashlib
+
+    _, path, data = trained
+    state = tmp_path / "run.state"
+    fit(data.X, data.Y, data.hierarchy, TrainConfig(hidden_dim=8, epochs=1, batch_size=64), progress=False,
+        state_path=state)
+    saved = load_training_state(state)
+    assert saved["epoch"] == 1 and saved["config"]["hidden_dim"] == 8 and len(saved["history"]) == 1
+    assert saved["hierarchy"] == data.hierarchy.to_dict() and set(saved["optimizer"]) == {"state", "param_groups"}
+    with pytest.raises(CheckpointError, match="this is a training state file, not a checkpoint; finish the run"):
+        load_checkpoint(state)
+    with pytest.raises(CheckpointError, match="this is a checkpoint file, not a training state"):
+        load_training_state(path)
+    raw = state.read_bytes()
+    (tmp_path / "cut.state").write_bytes(raw[:-10])
+    with pytest.raises(CheckpointError, match="cut.state: training state is truncated"):
+        load_training_state(tmp_path / "cut.state")
+    tampered = bytearray(raw)
+    tampered[-50] ^= 0xFF
+    (tmp_path / "tampered.state").write_bytes(bytes(tampered))
+    with pytest.raises(CheckpointError, match="training state checksum mismatch"):
+        load_training_state(tmp_path / "tampered.state")
+    buffer = io.BytesIO()
+    torch.save({"optimizer": Exploit()}, buffer)
+    evil = buffer.getvalue()
+    header = {"format": 1, "kind": "training-state", "size": len(evil), "sha256": hashlib.sha256(evil).hexdigest()}
+    (tmp_path / "evil.state").write_bytes(MAGIC + json.dumps(header).encode() + b"\n" + evil)
+    with pytest.raises(CheckpointError, match="training state payload is unsafe or unreadable"):
+        load_training_state(tmp_path / "evil.state")

@@ -73,3 +73,29 @@ def test_readme_reproduction_table_comes_from_the_stored_benchmark_results():
     for preset in sorted({r["preset"] for r in rows}):
         table = summary_table(rows, preset, "github")
         assert table in README.read_text(), f"README reproduction table ({preset}) is stale: rerun the benchmark"
+
+
+def test_readme_rare_node_tables_come_from_the_stored_benchmark_results():
+    """README's rare-node tables are `bench/rare_nodes.py --report-only --preset medium` over bench/results."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(README.parent / "bench"))
+    from rare_nodes import per_dataset, summary
+
+    results = README.parent / "bench" / "results" / "rare_nodes.jsonl"
+    rows = [r for r in map(json.loads, results.read_text().splitlines()) if r["preset"] == "medium"]
+    assert len({(r["dataset"], r["seed"]) for r in rows}) >= 18  # 6 FUN datasets x 3 seeds
+    for table in (summary(rows, "github"), per_dataset(rows, "github")):
+        assert table in README.read_text(), "README rare-node table is stale: python bench/readme_tables.py"
+
+
+def test_help_does_not_import_torch():
+    """`hmlearn --help` stays fast: commands import torch only when they run."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from click.testing import CliRunner; from hmlearn.cli import main; "
+            "[CliRunner().invoke(main, a) for a in (['--help'], ['train', '--help'], ['evaluate', '--help'])]; "
+            "print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False).stdout.strip() == "False"

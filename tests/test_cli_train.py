@@ -77,10 +77,10 @@ def test_rare_node_options_are_recorded_in_the_checkpoint(tmp_path):
     write_arff(train, tmp_path / "train.arff")
     ckpt = tmp_path / "m.ckpt"
     result = run("train", tmp_path / "train.arff", "--epochs", 1, "--hidden-dim", 8, "--out", ckpt, "--quiet",
-                 "--heads", 2, "--node-weights", "binary", "--omega", 0.5, "--weight-side", "published",
-                 "--plain-counts", "--negative-weights", "--focal", "gated", "--focal-k", 1, "--focal-min", 0.1)
+                 "--heads", 2, "--node-weights", "binary", "--omega", 0.5, "--weight-side", "positive",
+                 "--descendant-counts", "--negative-weights", "--focal", "gated", "--focal-k", 1, "--focal-min", 0.1)
     assert result.exit_code == 0, result.output
     config = load_checkpoint(ckpt)[0].config
-    assert (config.heads, config.node_weights, config.omega, config.weight_side) == (2, "binary", 0.5, "published")
-    assert (config.descendant_counts, config.negative_weights) == (False, True)
+    assert (config.heads, config.node_weights, config.omega, config.weight_side) == (2, "binary", 0.5, "positive")
+    assert (config.descendant_counts, config.negative_weights) == (True, True)
     assert (config.focal, config.focal_k, config.focal_min) == ("gated", 1.0, 0.1)

@@ -38,7 +38,7 @@ def test_rescale_to_the_minimum_weight_omega():
 
 def test_rare_nodes_weigh_more_and_tables_follow_the_side(small):
     h, Y = small
-    weights = NodeWeights.fit(Y, h, mode="binary", omega=0.25, descendant_sum=False)
+    weights = NodeWeights.fit(Y, h, mode="binary", omega=0.25, descendant_sum=False, side="positive")
     rare, common = h.index["c"], h.index["a"]
     assert weights.positive[rare] > weights.positive[common]
     assert weights.positive[h.evaluated].min() == pytest.approx(0.25)  # omega is the floor

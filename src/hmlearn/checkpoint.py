@@ -1,9 +1,16 @@
 """Checkpoints: weights, hierarchy, preprocessing and full config in one verifiable file.
 
-Layout: a magic line, one JSON line (format version, payload size and SHA-256), then the
-payload written by ``torch.save`` holding only tensors and strings. Loading checks the magic,
-the version, the size (truncation) and the checksum (tampering) before it reads the payload
-with ``torch.load(weights_only=True)``, so a checkpoint never executes code. Writing is atomic.
+Layout: a magic line, one JSON line (format version, kind, payload size and SHA-256), then the
+payload written by ``torch.save`` holding only tensors, numbers and strings. Loading checks the
+magic, the version, the kind, the size (truncation) and the checksum (tampering) before it reads
+the payload with ``torch.load(weights_only=True)``, so a checkpoint never executes code. Writing
+is atomic.
+
+Two kinds share the format: ``"model"``, a trained predictor (``save_checkpoint``), and
+``"training-state"``, everything ``fit`` needs to continue an unfinished run bit-identically
+(``training_state``, ``save_training_state``, ``load_training_state``): the model's fields plus
+the optimizer state, the random generators, the epoch, the best validation epoch and a
+fingerprint of the data. Files without a kind (written before there were two) are models.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from hmlearn.train import HMCModel, TrainConfig
 
 MAGIC = b"HMLEARN-CHECKPOINT\n"
 FORMAT_VERSION = 1
+MODEL, TRAINING_STATE = "model", "training-state"
+NOUNS = {MODEL: "checkpoint", TRAINING_STATE: "training state"}
 
 
 class CheckpointError(HMLError):
@@ -32,19 +41,82 @@ class CheckpointError(HMLError):
 
 def save_checkpoint(model: HMCModel, path: str | Path, metadata: dict | None = None) -> Path:
     """Write ``model`` to ``path`` atomically; returns the path."""
-    payload = {
-        "state": {k: v.detach().cpu() for k, v in model.network.state_dict().items()},
-        "standardizer": {k: torch.from_numpy(v) for k, v in model.standardizer.to_arrays().items()},
+    payload = _model_payload(model)
+    payload["metadata"] = json.dumps(metadata or {})
+    return _write(path, payload, MODEL)
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[HMCModel, dict]:
+    """Read a checkpoint back into an identical predictor; returns (model, metadata)."""
+    payload = _read(path, MODEL, device)
+    return _model_from_payload(payload, device), json.loads(payload["metadata"])
+
+
+def training_state(model: HMCModel, optimizer: torch.optim.Optimizer, generator: torch.Generator, epoch: int,
+                   best: tuple, fingerprint: str) -> dict:
+    """A snapshot (copied tensors) of everything needed to continue training after ``epoch`` epochs.
+
+    ``best`` is fit's (validation score, network state or None, epoch); ``fingerprint`` is
+    :func:`hmlearn.train.data_fingerprint` of the training data. Numpy's random generator is not
+    part of it: training draws from torch's generators only (over-sampling seeds its own).
+    """
+    device = model.device
+    payload = _model_payload(model, copy=True)
+    payload.update(
+        optimizer=_on_cpu(optimizer.state_dict(), copy=True),
+        generator=generator.get_state(),  # the shuffling order
+        torch_rng=torch.get_rng_state(),  # dropout on the CPU
+        cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        epoch=int(epoch),
+        best_score=float(best[0]),
+        best_state=None if best[1] is None else _on_cpu(best[1], copy=False),  # fit never changes it in place
+        best_epoch=int(best[2]),
+        fingerprint=fingerprint,
+    )
+    return payload
+
+
+def save_training_state(state: dict, path: str | Path) -> Path:
+    """Write a :func:`training_state` snapshot to ``path`` atomically; returns the path."""
+    return _write(path, state, TRAINING_STATE)
+
+
+def load_training_state(path: str | Path) -> dict:
+    """Read a training state back (verified like a checkpoint); config, hierarchy and history decoded."""
+    state = _read(path, TRAINING_STATE, "cpu")
+    state.update(config=json.loads(state["config"]), hierarchy=json.loads(state["hierarchy"]),
+                 history=json.loads(state["history"]))
+    return state
+
+
+def _model_payload(model: HMCModel, copy: bool = False) -> dict:
+    return {
+        "state": _on_cpu(model.network.state_dict(), copy),
+        "standardizer": {k: torch.from_numpy(v.copy() if copy else v) for k, v in model.standardizer.to_arrays().items()},
         "n_features": torch.tensor(model.standardizer.n_features),
         "hierarchy": json.dumps(model.hierarchy.to_dict()),
         "config": json.dumps(vars(model.config)),
         "history": json.dumps(model.history),
-        "metadata": json.dumps(metadata or {}),
     }
+
+
+def _on_cpu(value, copy: bool):
+    """Tensors in nested dicts / lists / tuples moved to the CPU, and copied where ``copy``."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach()
+        return value.to("cpu", copy=True) if copy else value.cpu()
+    if isinstance(value, dict):
+        return {k: _on_cpu(v, copy) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_on_cpu(v, copy) for v in value)
+    return value
+
+
+def _write(path: str | Path, payload: dict, kind: str) -> Path:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
-    header = {"format": FORMAT_VERSION, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    header = {"format": FORMAT_VERSION, "kind": kind, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     path = Path(path)
     with atomic_write(path) as handle:
         handle.write(MAGIC)
@@ -53,32 +125,45 @@ def save_checkpoint(model: HMCModel, path: str | Path, metadata: dict | None = N
     return path
 
 
-def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[HMCModel, dict]:
-    """Read a checkpoint back into an identical predictor; returns (model, metadata)."""
-    path = Path(path)
+def _read(path: str | Path, kind: str, device: str) -> dict:
+    """The verified payload of a file of ``kind``; CheckpointError naming the file otherwise."""
+    path, noun = Path(path), NOUNS[kind]
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise CheckpointError(f"{path}: no such {noun} file")
     raw = path.read_bytes()
     if not raw.startswith(MAGIC):
-        raise CheckpointError(f"{path}: not an hmlearn checkpoint")
+        raise CheckpointError(f"{path}: not an hmlearn {noun}")
     header_end = raw.find(b"\n", len(MAGIC))
     try:
-        header = json.loads(raw[len(MAGIC) : header_end])
+        header = json.loads(raw[len(MAGIC) : header_end]) if header_end > 0 else None
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CheckpointError(f"{path}: checkpoint header is corrupt") from None
+        header = None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: {noun} header is corrupt")
     if header.get("format", 0) > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path}: checkpoint format {header['format']} is newer than this hmlearn reads ({FORMAT_VERSION}); upgrade hmlearn"
+            f"{path}: {noun} format {header['format']} is newer than this hmlearn reads ({FORMAT_VERSION}); upgrade hmlearn"
         )
+    found = header.get("kind", MODEL)
+    if found != kind:
+        hint = "; finish the run with `hmlearn train ... --resume`" if found == TRAINING_STATE else ""
+        raise CheckpointError(f"{path}: this is {_article(NOUNS.get(found, found))} file, not {_article(noun)}{hint}")
     data = raw[header_end + 1 :]
     if len(data) != header.get("size"):
-        raise CheckpointError(f"{path}: checkpoint is truncated ({len(data)} of {header.get('size')} bytes)")
+        raise CheckpointError(f"{path}: {noun} is truncated ({len(data)} of {header.get('size')} bytes)")
     if hashlib.sha256(data).hexdigest() != header.get("sha256"):
-        raise CheckpointError(f"{path}: checkpoint checksum mismatch: the file was altered or corrupted")
+        raise CheckpointError(f"{path}: {noun} checksum mismatch: the file was altered or corrupted")
     try:
-        payload = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
-    except Exception as error:  # weights_only refuses anything but tensors and plain data
-        raise CheckpointError(f"{path}: checkpoint payload is unsafe or unreadable ({type(error).__name__})") from None
+        return torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+    except Exception as error:  # noqa: BLE001 -- weights_only refuses anything but tensors and plain data
+        raise CheckpointError(f"{path}: {noun} payload is unsafe or unreadable ({type(error).__name__})") from None
+
+
+def _article(noun: str) -> str:
+    return f"a {noun}" if noun[0] not in "aeiou" else f"an {noun}"
+
+
+def _model_from_payload(payload: dict, device: str) -> HMCModel:
     config = TrainConfig(**json.loads(payload["config"]))
     config.device = device
     hierarchy = Hierarchy.from_dict(json.loads(payload["hierarchy"]))
@@ -91,4 +176,4 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[HMCModel, di
     network.to(device).eval()
     model = HMCModel(network, hierarchy, standardizer, config)
     model.history = json.loads(payload["history"])
-    return model, json.loads(payload["metadata"])
+    return model

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
 
 import click
 from tabulate import tabulate
@@ -15,7 +17,13 @@ UNCERTAINTY_MEASURES = ("mean", "predictive", "aleatoric", "epistemic", "epistem
 
 
 class _Group(click.Group):
-    """Turns HMLError (and data errors) into one clear line and exit code 2, unless --debug."""
+    """Turns HMLError (and data errors) into one clear line and exit code 2, and Ctrl-C into one
+    line and exit code 130, unless --debug. Keeps the raw arguments (``ctx.meta["argv"]``) for
+    messages that say how to run a command again."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["argv"] = list(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
@@ -25,6 +33,11 @@ class _Group(click.Group):
                 raise
             click.echo(f"error: {error}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt as stop:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(str(stop) or "interrupted", err=True)
+            sys.exit(130)
 
 
 @click.group(cls=_Group)
@@ -113,21 +126,102 @@ def datasets_fetch(names: tuple[str, ...], data_dir: str | None) -> None:
 
 
 # ---------------------------------------------------------------------------------- training
-def _load_training_data(dataset: str, valid: str | None, test: str | None, data_dir: str | None):
-    """(train, valid or None, test or None, published hyper-parameters) for a registry name or ARFF path."""
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """User warnings raised inside (e.g. label sets closed upwards) as one ``warning: ...`` line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        yield
+    for warning in caught:
+        if issubclass(warning.category, UserWarning):
+            click.echo(f"warning: {warning.message}", err=True)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+
+def _load_training_data(dataset: str, valid: str | None, test: str | None, data_dir: str | None,
+                        table: dict | None = None):
+    """(train, valid or None, test or None, published hyper-parameters) for a registry name, ARFF or table.
+
+    ``table``: ``read_tables`` options (labels_column, hierarchy, id_column, strict) for CSV / Parquet.
+    Every split is checked before training: not empty, the training feature count, and no value
+    that overflows once standardised with the training statistics.
+    """
     from hmlearn.data.registry import get_spec
     from hmlearn.data.store import load_dataset
+    from hmlearn.data.table import is_table, read_tables
 
-    if dataset.endswith(".arff"):
+    table = {k: v for k, v in (table or {}).items() if v not in (None, False)}
+    if is_table(dataset):
+        others = [p for p in (valid, test) if p]
+        for path in others:
+            if not is_table(path):
+                raise HMLError(f"{path}: --valid and --test must be CSV or Parquet tables when {dataset} is one")
+        with _warnings_as_lines():
+            parts = read_tables([dataset, *others], **table)
+        rest = iter(parts[1:])
+        train, extra = parts[0], [next(rest) if p else None for p in (valid, test)]
+        published: dict = {}
+    elif table:
+        options = ", ".join("--" + k.replace("_", "-") for k in table)
+        raise HMLError(f"{options}: only for CSV / Parquet tables; {dataset} declares its labels and hierarchy itself")
+    elif dataset.endswith(".arff"):
         train = load_dataset(dataset)
         extra = [load_dataset(p) if p else None for p in (valid, test)]
         for part in extra:
             if part is not None and part.hierarchy != train.hierarchy:
                 raise HMLError(f"{part.name}: its hierarchy differs from {dataset}'s")
-        return train, extra[0], extra[1], {}
-    spec = get_spec(dataset)
-    train, test_split = load_dataset(spec.name, ("trainvalid", "test"), data_dir=data_dir)
-    return train, None, test_split, spec.hyperparameters()
+        published = {}
+    else:
+        spec = get_spec(dataset)
+        train, test_split = load_dataset(spec.name, ("trainvalid", "test"), data_dir=data_dir)
+        extra, published, (valid, test) = [None, test_split], spec.hyperparameters(), (None, f"{spec.name} [test]")
+    _check_splits(train, dataset, [(part, path) for part, path in zip(extra, (valid, test)) if part is not None])
+    return train, extra[0], extra[1], published
+
+
+def _check_splits(train, train_path: str, others: list) -> None:
+    """Refuse, naming the file, an empty split, a feature-count mismatch or a value that overflows later."""
+    from hmlearn.data.preprocessing import Standardizer
+
+    for part, path in [(train, train_path), *others]:
+        if len(part) == 0:
+            raise HMLError(f"{path}: no samples (the data section is empty); add one row per sample")
+        if part.n_features != train.n_features:
+            raise HMLError(f"{path}: {part.n_features} feature columns, {train_path} has {train.n_features}")
+    if others:
+        standardizer = Standardizer.fit(train.X)
+        for part, path in others:
+            standardizer.transform(part.X, source=str(path), feature_names=part.feature_names or None)
+
+
+def _resume_command(lr: float | None = None) -> str:
+    """This command line with --resume added (and --lr replaced): how to continue the run."""
+    import shlex
+
+    argv = list(click.get_current_context().meta.get("argv", []))
+    if lr is not None:
+        values = {i + 1 for i, arg in enumerate(argv) if arg == "--lr"}
+        argv = [a for i, a in enumerate(argv) if a != "--lr" and not a.startswith("--lr=") and i not in values]
+        argv += ["--lr", f"{lr:g}"]
+    if "--resume" not in argv:
+        argv.append("--resume")
+    return shlex.join(["hmlearn", *argv])
+
+
+def _finished_run(path, config, fingerprint: str) -> int:
+    """Epochs of the complete checkpoint at ``path``, which must hold this run (same config and data)."""
+    from hmlearn.checkpoint import load_checkpoint
+    from hmlearn.train import config_differences
+
+    model, metadata = load_checkpoint(path)
+    differences = config_differences(vars(model.config), config, ignore=("device", "threads"))
+    if metadata.get("data_sha256") != fingerprint:
+        differences.append("the training data or hierarchy")
+    if differences:
+        raise HMLError(f"{path} exists but holds another run ({'; '.join(differences)}); "
+                       "delete it or choose another --out")
+    return len(model.history)
 
 
 def _print_metrics(metrics: dict, header: str) -> None:
@@ -138,8 +232,8 @@ def _print_metrics(metrics: dict, header: str) -> None:
 
 @main.command()
 @click.argument("dataset")
-@click.option("--preset", type=click.Choice(["paper", "fast"]), default="paper", show_default=True,
-              help="paper: the dataset's published hyper-parameters; fast: larger batches, fewer epochs.")
+@click.option("--preset", type=click.Choice(["paper", "medium", "fast"]), default="paper", show_default=True,
+              help="paper: the dataset's published hyper-parameters; medium: batch 32, all epochs; fast: larger batches, fewer epochs.")
 @click.option("--epochs", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)
 @click.option("--lr", type=float, default=None)
@@ -155,9 +249,9 @@ def _print_metrics(metrics: dict, header: str) -> None:
               help="Node-wise imbalance weights (rare nodes weigh more).")
 @click.option("--omega", type=float, default=None, help="Minimum node weight [0.25].")
 @click.option("--weight-side", type=click.Choice(["positive", "published"]), default=None,
-              help="Label side the rare-node weights multiply [positive].")
+              help="Label side the rare-node weights multiply: published (y = 0 terms, as the published code) or positive [published].")
 @click.option("--descendant-counts/--plain-counts", default=None,
-              help="Node counts summed over descendants (published) or plain [descendant].")
+              help="Node counts summed over descendants, or plain [plain: matches the published code].")
 @click.option("--negative-weights/--no-negative-weights", default=None,
               help="Also weight the y = 0 terms from negative counts [no].")
 @click.option("--focal", type=click.Choice(UNCERTAINTY_MEASURES), default=None,
@@ -177,36 +271,85 @@ def _print_metrics(metrics: dict, header: str) -> None:
 @click.option("--patience", type=int, default=None, help="Early stopping on --valid AU(PRC).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 or auto.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
-@click.option("--valid", type=click.Path(dir_okay=False), default=None, help="Validation ARFF (own data).")
-@click.option("--test", type=click.Path(dir_okay=False), default=None, help="Test ARFF (own data).")
+@click.option("--valid", type=click.Path(dir_okay=False), default=None, help="Validation ARFF or table (own data).")
+@click.option("--test", type=click.Path(dir_okay=False), default=None, help="Test ARFF or table (own data).")
+@click.option("--labels-column", default=None, help="Table: the column of label paths joined by ';' [labels].")
+@click.option("--hierarchy", "hierarchy_file", type=click.Path(dir_okay=False), default=None,
+              help="Table: hierarchy file, one path per line or 'parent,child' edges [built from the labels].")
+@click.option("--id-column", default=None, help="Table: the sample id column [id, sample, gene, ... or a text first column].")
+@click.option("--strict", is_flag=True, help="Table: refuse a label listed without its ancestors instead of adding them.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
               help="Checkpoint path [default: runs/DATASET-seedN.ckpt].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--resume", is_flag=True,
+              help="Continue the unfinished run saved in OUT.state (after a crash, a kill or Ctrl-C): same data "
+                   "and options, though --epochs, --patience, --lr, --threads and --device may change. Starts "
+                   "afresh where there is no state; does nothing when OUT is already complete.")
+@click.option("--save-every", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Save the training state to OUT.state every N epochs (0: never). It is deleted once OUT is "
+                   "written, so a finished run leaves only its checkpoint.")
 def train(dataset: str, preset: str, seed: int, device: str, valid: str | None, test: str | None,
-          data_dir: str | None, out: str | None, quiet: bool, **overrides) -> None:
-    """Train C-HMCNN on DATASET (a standard dataset's name or an ARFF file) and save a checkpoint.
+          labels_column: str | None, hierarchy_file: str | None, id_column: str | None, strict: bool,
+          data_dir: str | None, out: str | None, quiet: bool, resume: bool, save_every: int, **overrides) -> None:
+    """Train C-HMCNN on DATASET (a standard dataset's name, an ARFF file or a CSV / Parquet table).
 
     A standard dataset trains on train + valid with its published hyper-parameters and is
-    evaluated on its test split (the benchmark protocol).
+    evaluated on its test split (the benchmark protocol). A table has one row per sample:
+    numeric feature columns, an optional id column and a column of label paths (01/05;02).
+
+    The training state is saved beside the checkpoint (OUT.state) after every epoch; Ctrl-C
+    stops with the last completed epoch saved (exit code 130), a diverged loss stops with it
+    untouched, and the same command with --resume continues from there, ending with the same
+    model as an uninterrupted run (on the CPU). Without --resume an existing OUT.state is refused.
     """
     import time
+    from pathlib import Path
 
-    from hmlearn.checkpoint import save_checkpoint
+    table = {"labels_column": labels_column, "hierarchy": hierarchy_file, "id_column": id_column, "strict": strict}
+    train_split, valid_split, test_split, published = _load_training_data(dataset, valid, test, data_dir, table)
+
+    from hmlearn.checkpoint import save_checkpoint  # torch: imported once the data is known to be good
+    from hmlearn.errors import TrainingDiverged, TrainingInterrupted
     from hmlearn.metrics import evaluate
-    from hmlearn.train import fit, preset_config
+    from hmlearn.train import data_fingerprint, fit, preset_config
 
-    train_split, valid_split, test_split, published = _load_training_data(dataset, valid, test, data_dir)
     config = preset_config(published, preset, len(train_split.hierarchy), seed=seed, device=device, **overrides)
+    path = Path(out or f"runs/{train_split.name or 'model'}-seed{seed}.ckpt")
+    state = Path(f"{path}.state") if save_every else None
+    X_valid, Y_valid = (valid_split.X, valid_split.Y) if valid_split else (None, None)
+    fingerprint = data_fingerprint(train_split.X, train_split.Y, train_split.hierarchy, X_valid, Y_valid)
+    if resume and path.exists():
+        epochs = _finished_run(path, config, fingerprint)
+        if state is not None:
+            state.unlink(missing_ok=True)  # left by a stop between writing the checkpoint and deleting it
+        click.echo(f"{path} is already complete ({epochs} epochs); nothing to do")
+        return
+    if state is not None and state.exists() and not resume:
+        raise HMLError(f"{state} holds an unfinished run; continue it with --resume, or delete it to start afresh")
     click.echo(f"training on {train_split!r}\n{config}")
+    if resume and state is not None and state.exists():
+        click.echo(f"resuming from {state}")
     started = time.perf_counter()
-    model = fit(
-        train_split.X, train_split.Y, train_split.hierarchy, config,
-        valid_split.X if valid_split else None, valid_split.Y if valid_split else None, progress=not quiet,
-    )
-    seconds = time.perf_counter() - started
-    name = train_split.name or "model"
-    path = save_checkpoint(model, out or f"runs/{name}-seed{seed}.ckpt", {"dataset": dataset, "seconds": seconds})
+    try:
+        model = fit(
+            train_split.X, train_split.Y, train_split.hierarchy, config, X_valid, Y_valid, progress=not quiet,
+            state_path=state, resume=resume, save_every=max(save_every, 1),
+        )
+        seconds = time.perf_counter() - started
+        save_checkpoint(model, path, {"dataset": dataset, "seconds": seconds, "data_sha256": fingerprint})
+    except TrainingDiverged as error:
+        if not error.saved_epoch:
+            raise
+        raise HMLError(f"{error}: {_resume_command(lr=config.lr / 10)}") from None
+    except KeyboardInterrupt as stop:
+        where = f"interrupted at epoch {stop.epoch}" if isinstance(stop, TrainingInterrupted) else "interrupted"
+        if state is None or not state.exists():
+            raise KeyboardInterrupt(f"{where}; nothing was saved") from None
+        saved = f" (epochs 1-{stop.saved_epoch} saved in {state})" if isinstance(stop, TrainingInterrupted) else ""
+        raise KeyboardInterrupt(f"{where}{saved}; resume with: {_resume_command()}") from None
+    if state is not None:
+        state.unlink(missing_ok=True)
     click.echo(f"trained in {seconds:.1f} s; checkpoint: {path}")
     if test_split is not None:
         metrics = evaluate(test_split.Y, model.predict_proba(test_split.X), train_split.hierarchy, train_Y=train_split.Y)
@@ -226,28 +369,42 @@ def train(dataset: str, preset: str, seed: int, device: str, valid: str | None, 
 @click.option("--mc-samples", type=int, default=0, show_default=True, help="MC-dropout passes (0: off).")
 @click.option("--breakdown", is_flag=True, help="Also print recall by depth and by training-frequency bucket.")
 @click.option("--threshold", type=float, default=0.5, show_default=True)
+@click.option("--labels-column", default="labels", show_default=True, help="Table: the column of label paths.")
+@click.option("--id-column", default=None, help="Table: the sample id column [id, sample, gene, ... or a text first column].")
 def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | None, per_node: str | None,
-                     measure: str, mc_samples: int, breakdown: bool, threshold: float) -> None:
-    """Metrics of CHECKPOINT on DATASET (a standard dataset's name or an ARFF file)."""
+                     measure: str, mc_samples: int, breakdown: bool, threshold: float, labels_column: str,
+                     id_column: str | None) -> None:
+    """Metrics of CHECKPOINT on DATASET (a standard dataset's name, an ARFF file or a CSV / Parquet table)."""
     import numpy as np
     import torch
 
     from hmlearn.checkpoint import load_checkpoint
     from hmlearn.data.store import load_dataset
+    from hmlearn.data.table import is_table, read_table
     from hmlearn.fileio import atomic_write
     from hmlearn.metrics import evaluate, per_node_table
     from hmlearn.objectives.uncertainty import uncertainty
 
     model, _ = load_checkpoint(checkpoint)
-    if dataset.endswith(".arff"):
+    if is_table(dataset):
+        with _warnings_as_lines():
+            data = read_table(dataset, labels_column, model.hierarchy, id_column)
+        train_Y = None
+    elif dataset.endswith(".arff"):
         data, train_Y = load_dataset(dataset), None
     else:
         data = load_dataset(dataset, split, data_dir=data_dir)
         train_Y = load_dataset(dataset, "trainvalid", data_dir=data_dir).Y
     if data.hierarchy != model.hierarchy:
         raise HMLError(f"{dataset}: its hierarchy differs from the one {checkpoint} was trained on")
-    members = model.member_probabilities(data.X, mc_samples)
-    proba = model.predict_proba(data.X, mc_samples)
+    if len(data) == 0:
+        raise HMLError(f"{dataset}: no samples (the data section is empty); add one row per sample")
+    if data.n_features != model.standardizer.n_features:
+        raise HMLError(f"{dataset}: {data.n_features} feature columns, the model was trained on "
+                       f"{model.standardizer.n_features}")
+    X = model.standardizer.transform(data.X, source=dataset, feature_names=data.feature_names or None)
+    members = model.member_probabilities(X, mc_samples, standardized=True)
+    proba = model.predict_proba(X, mc_samples, standardized=True)
     metrics = evaluate(data.Y, proba, model.hierarchy, train_Y=train_Y, threshold=threshold)
     _print_metrics(metrics, f"{dataset} [{split}], {len(data)} samples:")
     if breakdown:
@@ -281,7 +438,7 @@ def predict(checkpoint: str, input_path: str, out: str, threshold: float) -> Non
     from hmlearn.predict_io import read_features, write_predictions
 
     model, _ = load_checkpoint(checkpoint)
-    X, ids = read_features(input_path, model.standardizer.n_features)
+    X, ids = read_features(input_path, model.standardizer.n_features, model.standardizer)
     proba = model.predict_proba(X)
     write_predictions(out, ids, proba, model.hierarchy, threshold)
     click.echo(f"{len(X)} predictions written to {out}")
@@ -290,7 +447,7 @@ def predict(checkpoint: str, input_path: str, out: str, threshold: float) -> Non
 @main.command()
 @click.option("--dataset", default="derisi_FUN", show_default=True)
 @click.option("--seeds", type=int, default=3, show_default=True)
-@click.option("--preset", type=click.Choice(["paper", "fast"]), default="fast", show_default=True)
+@click.option("--preset", type=click.Choice(["paper", "medium", "fast"]), default="fast", show_default=True)
 def demo(dataset: str, seeds: int, preset: str) -> None:
     """C-HMCNN vs a flat network on a real benchmark dataset, as a table."""
     from hmlearn.demo import run_demo

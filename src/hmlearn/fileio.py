@@ -1,4 +1,10 @@
-"""Files written so that a crash never leaves a half-written one: temp file + fsync + rename."""
+"""Files written so that a crash never leaves a half-written one: temp file + fsync + rename.
+
+On Linux the temporary file has no name until it is complete (``O_TMPFILE``), so not even a
+SIGKILL mid-write leaves a file behind (only a kill between the last two system calls, link and
+rename, could leave a complete hidden ``.NAME.*.part`` file); elsewhere it is such a hidden file
+from the start, deleted on any exception (Ctrl-C included) but not after a SIGKILL.
+"""
 
 from __future__ import annotations
 
@@ -16,17 +22,66 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success rename it over ``path``, else delete it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, tmp = _unnamed_file(path.parent)
+    if fd is None:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+            if tmp is None:  # complete: give it a name only now, then rename that over the target
+                tmp = _link_unnamed(handle.fileno(), path)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
+
+
+def _unnamed_file(folder: Path) -> tuple[int | None, None]:
+    """An O_TMPFILE descriptor in ``folder`` (Linux), or (None, None) where that is not supported."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or not os.path.isdir("/proc/self/fd"):
+        return None, None
+    try:
+        return os.open(folder, flag | os.O_RDWR, 0o666), None  # the umask applies, as for open()
+    except OSError:  # file system without O_TMPFILE support
+        return None, None
+
+
+def _link_unnamed(fd: int, path: Path) -> str:
+    """Give the unnamed file ``fd`` a hidden temporary name beside ``path``; returns that name."""
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(100):
+            name = f".{path.name}.{os.urandom(4).hex()}.part"
+            try:  # a dir_fd makes this linkat(AT_SYMLINK_FOLLOW), which links the file, not the /proc link
+                os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=folder, follow_symlinks=True)
+                return str(path.parent / name)
+            except FileExistsError:
+                continue
+            except OSError:  # linking refused (unusual file system): copy the complete file instead
+                return _copy_unnamed(fd, path)
+        raise FileExistsError(f"{path}: no free temporary name beside it")
+    finally:
+        os.close(folder)
+
+
+def _copy_unnamed(fd: int, path: Path) -> str:
+    target, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(target, "wb") as out:
+            os.lseek(fd, 0, os.SEEK_SET)
+            while chunk := os.read(fd, 1 << 20):
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
 
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:

@@ -7,18 +7,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hmlearn.data.preprocessing import Standardizer
 from hmlearn.errors import DataFormatError, HMLError
 from hmlearn.fileio import atomic_write
 from hmlearn.hierarchy import Hierarchy
 
-ID_COLUMNS = ("id", "sample", "sample_id", "gene", "name")
 
-
-def read_features(path: str | Path, n_features: int) -> tuple[np.ndarray, list[str]]:
+def read_features(
+    path: str | Path, n_features: int, standardizer: Standardizer | None = None
+) -> tuple[np.ndarray, list[str]]:
     """(X, ids) from an HMC ARFF file, or a CSV / Parquet table of feature columns.
 
-    A table may have one identifier column (``id``, ``sample``, ``gene``, ... or any
-    non-numeric column); every other column must be numeric, in the training order.
+    A table may have one identifier column (``id``, ``sample``, ``gene``, ... or a first
+    column holding text); every other column must be numeric, in the training order. Tables
+    are parsed by :mod:`hmlearn.data.table`, so they fail with the same errors as training tables.
+    With the model's ``standardizer``, a value that would overflow once standardised is refused
+    here, naming its row and column.
     """
     path = Path(path)
     if not path.is_file():
@@ -27,18 +31,20 @@ def read_features(path: str | Path, n_features: int) -> tuple[np.ndarray, list[s
         from hmlearn.data.arff import read_arff
 
         data = read_arff(path)
-        X, ids = data.X, [str(i) for i in range(len(data))]
+        X, ids, names = data.X, [str(i) for i in range(len(data))], data.feature_names
     else:
-        frame = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
-        id_columns = [c for c in frame.columns if str(c).lower() in ID_COLUMNS or not pd.api.types.is_numeric_dtype(frame[c])]
-        if len(id_columns) > 1:
-            raise DataFormatError(f"{path}: non-numeric columns {', '.join(map(str, id_columns))}; only one identifier column is allowed")
-        ids = frame[id_columns[0]].astype(str).tolist() if id_columns else [str(i) for i in range(len(frame))]
-        X = frame.drop(columns=id_columns).to_numpy(dtype=np.float32)
+        from hmlearn.data.table import feature_matrix, read_frame, split_columns
+
+        frame = read_frame(path)
+        id_column, features = split_columns(frame, path)
+        X, names = feature_matrix(frame, features, path), features
+        ids = frame[id_column].astype(str).tolist() if id_column else [str(i) for i in range(len(frame))]
     if X.shape[1] != n_features:
         raise DataFormatError(f"{path}: {X.shape[1]} feature columns, the model was trained on {n_features}")
     if len(X) == 0:
         raise DataFormatError(f"{path}: no rows to predict")
+    if standardizer is not None:
+        standardizer.transform(X, source=str(path), feature_names=names or None)
     return X, ids
 
 

@@ -27,6 +27,14 @@ Convention = Literal["auto", "paths", "edges"]
 
 _ATTRIBUTE = re.compile(r"@attribute\s+('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\S+)\s+(.+)$", re.IGNORECASE)
 _NUMERIC_TYPES = {"numeric", "real", "integer"}
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+# What pandas' C reader takes for a number (and the slow path must too): decimals with an
+# exponent, padded with C whitespace; inf / infinity only after spaces.
+_NUMBER = re.compile(
+    r"[ \t\r\x0b\x0c]*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t\r\x0b\x0c]*|[+-]?inf(?:inity)?",
+    re.IGNORECASE,
+)
+MAX_DEPTH = 100  # deeper class hierarchies are refused: a malformed spec, and closing labels costs depth^2
 
 
 @dataclass
@@ -34,6 +42,7 @@ class Attribute:
     name: str
     kind: Literal["numeric", "nominal", "hierarchical"]
     values: list[str] = field(default_factory=list)  # nominal values or the hierarchy spec entries
+    line: int = 0  # 1-based line of its @ATTRIBUTE declaration
 
 
 @dataclass
@@ -98,12 +107,23 @@ def _parse_attribute(line: str, path: Path, lineno: int) -> Attribute:
     if spec.startswith("{"):
         if not spec.endswith("}"):
             raise DataFormatError(f"{path}:{lineno}: nominal attribute {name!r} has no closing '}}'")
-        values = next(csv.reader([spec[1:-1]], quotechar="'", skipinitialspace=True), [])
-        return Attribute(name, "nominal", [v.strip() for v in values])
+        values = [v.strip() for v in _fields(spec[1:-1], f"{path}:{lineno}")]
+        twice = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        if twice is not None:
+            raise DataFormatError(f"{path}:{lineno}: nominal attribute {name!r} lists the value {twice!r} twice")
+        return Attribute(name, "nominal", values)
     if lower.startswith("hierarchical"):
         entries = spec.split(None, 1)[1] if len(spec.split(None, 1)) == 2 else ""
-        return Attribute(name, "hierarchical", [e for e in entries.strip().split(",") if e])
+        return Attribute(name, "hierarchical", [e for e in entries.strip().split(",") if e], lineno)
     raise DataFormatError(f"{path}:{lineno}: attribute {name!r} has unsupported type {spec[:30]!r}")
+
+
+def _fields(text: str, where: str) -> list[str]:
+    """Comma-separated values, quoted as in ARFF (``'a b'``)."""
+    try:
+        return next(csv.reader([text], quotechar="'", skipinitialspace=True))
+    except csv.Error as error:  # a value beyond csv's length limit
+        raise DataFormatError(f"{where}: cannot split the line into values ({error})") from None
 
 
 def _check_attributes(attributes: list[Attribute], path: Path, lineno: int) -> None:
@@ -125,15 +145,23 @@ def hierarchy_from_header(
     and some entry starts at ``root/`` (the GO files), and as label paths otherwise.
     """
     spec = header.hierarchy_spec
+    where = f"{header.path}:{header.attributes[header.class_index].line}"
     if convention == "auto":
         is_edges = all(e.count("/") == 1 for e in spec) and any(e.startswith("root/") for e in spec)
         convention = "edges" if is_edges else "paths"
+    too_deep = f"{where}: the class hierarchy is more than {MAX_DEPTH} levels deep; is its spec malformed?"
+    if convention == "paths" and any(e.count("/") >= MAX_DEPTH for e in spec):
+        raise HierarchyError(too_deep)  # before building it: its node names alone would take depth^2
     try:
         if convention == "edges":
-            return Hierarchy.from_edges(spec, not_evaluated=not_evaluated)
-        return Hierarchy.from_paths(spec, strict=True)
+            hierarchy = Hierarchy.from_edges(spec, not_evaluated=not_evaluated)
+        else:
+            hierarchy = Hierarchy.from_paths(spec, strict=True)
     except HierarchyError as error:
-        raise HierarchyError(f"{header.path}: {error}") from None
+        raise HierarchyError(f"{where}: {error}") from None
+    if hierarchy.max_depth > MAX_DEPTH:
+        raise HierarchyError(too_deep)
+    return hierarchy
 
 
 def read_arff(
@@ -153,25 +181,34 @@ def read_arff(
     header = read_arff_header(path)
     if hierarchy is None:
         hierarchy = hierarchy_from_header(header, convention, not_evaluated)
+    with open(header.path, encoding="utf-8", errors="replace") as handle:  # decoded as the header was
+        lines = handle.readlines()[header.data_line :]
     try:
-        frame = _read_data_section(header)
-        X = _feature_matrix(frame, header)
-        Y = _label_matrix(frame.iloc[:, header.class_index], hierarchy, header)
-    except (ValueError, pd.errors.ParserError, HierarchyError) as error:
-        _raise_first_bad_line(header, hierarchy, error)
+        X, Y = _parse_data(lines, header, hierarchy)
+    except (ValueError, pd.errors.ParserError, HierarchyError):
+        _raise_first_bad_line(header, hierarchy, lines)
         raise  # unreachable: _raise_first_bad_line always raises
+    if len(X) == 0:
+        raise DataFormatError(f"{header.path}:{header.data_line}: no data rows after @DATA")
     return HMCDataset(X, Y, hierarchy, header.feature_names, name or header.relation, split)
 
 
-def _read_data_section(header: ArffHeader) -> pd.DataFrame:
-    dtypes = {
-        i: (np.float64 if a.kind == "numeric" else str) for i, a in enumerate(header.attributes)
-    }
+def _parse_data(lines: list[str], header: ArffHeader, hierarchy: Hierarchy) -> tuple[np.ndarray, np.ndarray]:
+    """The fast path: (X, Y) from the data lines, or a terse error that the slow path explains."""
+    frame = _read_data_section(lines, header)
+    return _feature_matrix(frame, header), _label_matrix(frame.iloc[:, header.class_index], hierarchy, header)
+
+
+def _read_data_section(lines: list[str], header: ArffHeader) -> pd.DataFrame:
+    n = len(header.attributes)
+    rows = [line for line in lines if _is_row(line)]
+    if rows and len(_fields(rows[0].split("%")[0], str(header.path))) > n:  # pandas would drop the values beyond n
+        raise ValueError("the first row has more values than there are attributes")
+    dtypes = {i: (np.float64 if a.kind == "numeric" else str) for i, a in enumerate(header.attributes)}
     frame = pd.read_csv(
-        header.path,
-        skiprows=header.data_line,
+        io.StringIO("".join(lines)),
         header=None,
-        names=list(range(len(header.attributes))),
+        names=list(range(n)),
         dtype=dtypes,
         na_values=["?"],
         keep_default_na=False,
@@ -183,9 +220,14 @@ def _read_data_section(header: ArffHeader) -> pd.DataFrame:
         index_col=False,
         on_bad_lines="error",
     )
-    if frame.shape[1] != len(header.attributes):
-        raise ValueError("wrong number of columns")
+    if len(frame) != len(rows):
+        raise ValueError("a quoted value spans lines")  # pandas joined lines into one row
     return frame
+
+
+def _is_row(line: str) -> bool:
+    """A data line pandas reads as a row: not blank, not a comment."""
+    return bool(line.strip(" \t\n")) and not line.startswith("%")
 
 
 def _feature_matrix(frame: pd.DataFrame, header: ArffHeader) -> np.ndarray:
@@ -193,7 +235,11 @@ def _feature_matrix(frame: pd.DataFrame, header: ArffHeader) -> np.ndarray:
     for i, attribute in enumerate(header.attributes):
         column = frame.iloc[:, i]
         if attribute.kind == "numeric":
-            blocks.append(column.to_numpy(dtype=np.float32)[:, None])
+            values = column.to_numpy(dtype=np.float64)
+            with np.errstate(invalid="ignore"):
+                if np.any(np.isfinite(values) & (np.abs(values) > _FLOAT32_MAX)):
+                    raise ValueError(f"value beyond float32 in attribute {attribute.name!r}")
+            blocks.append(values.astype(np.float32)[:, None])
         elif attribute.kind == "nominal":
             codes = pd.Index(attribute.values).get_indexer(column.str.strip().str.strip("'"))
             observed = column.notna().to_numpy()
@@ -220,44 +266,66 @@ def _label_matrix(labels: pd.Series, hierarchy: Hierarchy, header: ArffHeader) -
     return hierarchy.close(direct)
 
 
-def _raise_first_bad_line(header: ArffHeader, hierarchy: Hierarchy, cause: Exception) -> None:
+def _raise_first_bad_line(header: ArffHeader, hierarchy: Hierarchy, lines: list[str]) -> None:
     """Slow path, errors only: walk the data lines and raise for the first one at fault."""
     n_columns = len(header.attributes)
     nodes = hierarchy.index
-    with open(header.path, encoding="utf-8", errors="replace") as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            if lineno <= header.data_line:
-                continue
-            line = raw.strip()
-            if not line or line.startswith("%"):
-                continue
-            where = f"{header.path}:{lineno}"
-            if line.startswith("{"):
-                raise DataFormatError(f"{where}: sparse ARFF rows ({{index value, ...}}) are not supported")
-            fields = next(csv.reader(io.StringIO(line.split("%")[0]), quotechar="'", skipinitialspace=True))
-            if len(fields) != n_columns:
-                raise DataFormatError(f"{where}: expected {n_columns} comma-separated values, found {len(fields)}")
-            for column, (attribute, value) in enumerate(zip(header.attributes, fields), start=1):
-                value = value.strip()
-                if attribute.kind == "numeric" and value != "?":
-                    try:
-                        float(value)
-                    except ValueError:
-                        raise DataFormatError(
-                            f"{where}: column {column} ({attribute.name}): {value!r} is not a number"
-                        ) from None
-                elif attribute.kind == "nominal" and value != "?" and value.strip("'") not in attribute.values:
+    for lineno, raw in enumerate(lines, start=header.data_line + 1):
+        if not _is_row(raw):
+            continue
+        line = raw.rstrip("\n")
+        where = f"{header.path}:{lineno}"
+        if line.lstrip().startswith("{"):
+            raise DataFormatError(f"{where}: sparse ARFF rows ({{index value, ...}}) are not supported")
+        fields = _fields(line.split("%")[0], where)
+        if len(fields) != n_columns:
+            raise DataFormatError(f"{where}: expected {n_columns} comma-separated values, found {len(fields)}")
+        for column, (attribute, cell) in enumerate(zip(header.attributes, fields), start=1):
+            value = cell.strip()
+            if attribute.kind == "numeric" and cell != "?":
+                if not _NUMBER.fullmatch(cell):
                     raise DataFormatError(
-                        f"{where}: column {column} ({attribute.name}): {value!r} is not one of "
-                        f"{{{','.join(attribute.values[:8])}{',...' if len(attribute.values) > 8 else ''}}}"
+                        f"{where}: column {column} ({attribute.name}): {cell!r} is not a number; "
+                        "use ? for a missing value"
                     )
-                elif attribute.kind == "hierarchical":
-                    if not value:
-                        raise DataFormatError(f"{where}: column {column} ({attribute.name}): no labels")
-                    for label in filter(None, value.split("@")):
-                        if label.strip() not in nodes:
-                            raise HierarchyError(f"{where}: label {label!r} is not a node of the hierarchy")
-    raise DataFormatError(f"{header.path}: could not parse the data section ({cause})")
+                number = float(value)
+                if np.isfinite(number) and abs(number) > _FLOAT32_MAX:
+                    raise DataFormatError(
+                        f"{where}: column {column} ({attribute.name}): {value!r} is beyond float32 "
+                        f"(largest {_FLOAT32_MAX:.3g}); rescale the feature, e.g. take its log"
+                    )
+            elif attribute.kind == "nominal" and value != "?" and value.strip("'") not in attribute.values:
+                raise DataFormatError(
+                    f"{where}: column {column} ({attribute.name}): {value!r} is not one of "
+                    f"{{{','.join(attribute.values[:8])}{',...' if len(attribute.values) > 8 else ''}}}"
+                )
+            elif attribute.kind == "hierarchical":
+                if not value:
+                    raise DataFormatError(f"{where}: column {column} ({attribute.name}): no labels")
+                for label in filter(None, value.split("@")):
+                    if label.strip() not in nodes:
+                        raise HierarchyError(f"{where}: label {label!r} is not a node of the hierarchy")
+    lineno, error = _first_failing_line(lines, header, hierarchy)
+    text = lines[lineno - header.data_line - 1].strip()
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    raise DataFormatError(f"{header.path}:{lineno}: cannot read {text[:60]!r} ({reason})")
+
+
+def _first_failing_line(lines: list[str], header: ArffHeader, hierarchy: Hierarchy) -> tuple[int, Exception]:
+    """Errors the line checks above miss: bisect for the shortest prefix of lines the fast path fails on."""
+
+    def failure(k: int) -> Exception | None:
+        try:
+            _parse_data(lines[:k], header, hierarchy)
+        except (ValueError, pd.errors.ParserError, HierarchyError) as error:
+            return error
+        return None
+
+    good, bad = 0, len(lines)  # the first `good` lines read; the first `bad` lines fail
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        good, bad = (middle, bad) if failure(middle) is None else (good, middle)
+    return header.data_line + bad, failure(bad) or ValueError("unreadable")
 
 
 def write_arff(dataset: HMCDataset, path: str | Path, relation: str = "") -> Path:
