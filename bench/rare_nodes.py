@@ -32,6 +32,7 @@ METHODS: dict[str, dict] = {
     "weights (published side)": {**WEIGHTS, "weight_side": "published"},
     "weights (published side, descendant-summed counts)": {**WEIGHTS, "weight_side": "published",
                                                             "descendant_counts": True},
+    "weights (published side, omega 0.2)": {**WEIGHTS, "weight_side": "published", "omega": 0.2},
     "weights + focal predictive": {**WEIGHTS, "weight_side": "published", "heads": 2, "focal": "predictive"},
     "weights + focal gated": {**WEIGHTS, "weight_side": "published", "heads": 2, "focal": "gated"},
     "over-sampling": {"resample": "hierarchical"},

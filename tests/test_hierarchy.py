@@ -5,7 +5,7 @@ import pytest
 
 from hmlearn.data.synthetic import random_hierarchy
 from hmlearn.errors import HierarchyError
-from hmlearn.hierarchy import Hierarchy
+from hmlearn.hierarchy import MAX_DEPTH, Hierarchy
 
 
 def brute_force_descendants(h: Hierarchy) -> list[set[int]]:
@@ -83,11 +83,26 @@ def test_cycle_is_rejected_and_named():
         Hierarchy.from_edges([("root", "x"), ("x", "x")])
 
 
+def test_cycle_is_named_when_the_first_node_left_over_lies_below_it():
+    with pytest.raises(HierarchyError, match=r"cycle in hierarchy: y -> x -> y"):
+        Hierarchy.from_edges([("root", "x"), ("x", "y"), ("y", "x"), ("y", "a")])
+
+
 def test_duplicate_nodes_are_rejected_and_named():
     with pytest.raises(HierarchyError, match="duplicate node.*'01/02'"):
         Hierarchy.from_paths(["01", "01/02", "01/02"], strict=True)
     with pytest.raises(HierarchyError, match="duplicate node.*: a"):
         Hierarchy(("a", "b", "a"), np.array([[0, 1]]))
+
+
+def test_hierarchies_deeper_than_max_depth_are_refused():
+    assert Hierarchy.from_paths(["/".join(["a"] * MAX_DEPTH)]).max_depth == MAX_DEPTH
+    with pytest.raises(HierarchyError, match=rf"label path 'a/a/a/.*\.\.\.' has {MAX_DEPTH + 1} levels; at most"):
+        Hierarchy.from_paths(["/".join(["a"] * (MAX_DEPTH + 1))])
+    chain = [(f"n{i}", f"n{i + 1}") for i in range(MAX_DEPTH)]
+    assert Hierarchy.from_edges(chain).max_depth == MAX_DEPTH
+    with pytest.raises(HierarchyError, match=rf"node 'n{MAX_DEPTH + 1}' is {MAX_DEPTH + 1} levels deep; at most"):
+        Hierarchy.from_edges([*chain, (f"n{MAX_DEPTH}", f"n{MAX_DEPTH + 1}")])
 
 
 def test_encode_closes_upwards_and_names_unknown_labels():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import warnings
 
@@ -444,15 +445,190 @@ def predict(checkpoint: str, input_path: str, out: str, threshold: float) -> Non
     click.echo(f"{len(X)} predictions written to {out}")
 
 
+# ---------------------------------------------------------------------------------- sweeps
+_SEED_TOKEN = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*")  # 3, 0-9, 0,1,2
+
+
+class _SweepCommand(click.Command):
+    """Lets ``--seeds`` take several values (``--seeds 0 1 2``): the seed tokens after it are joined into one."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        joined, i = [], 0
+        while i < len(args):
+            joined.append(args[i])
+            i += 1
+            if joined[-1] == "--seeds":
+                start = i
+                while i < len(args) and _SEED_TOKEN.fullmatch(args[i]):
+                    i += 1
+                if i > start:
+                    joined.append(",".join(args[start:i]))
+        return super().parse_args(ctx, joined)
+
+
+def _parse_seeds(ctx, param, value: str | None) -> list[int] | None:
+    """'0,1,2', '0 1 2' or ranges '0-9' -> [0, 1, ...]."""
+    if value is None:
+        return None
+    seeds: list[int] = []
+    for token in value.replace(",", " ").split():
+        if not _SEED_TOKEN.fullmatch(token):
+            raise click.BadParameter(f"{token!r} is not a seed (integers, or ranges such as 0-9)")
+        low, _, high = token.partition("-")
+        seeds.extend(range(int(low), int(high or low) + 1))
+    if not seeds:
+        raise click.BadParameter("give at least one seed")
+    return list(dict.fromkeys(seeds))
+
+
+@main.command(cls=_SweepCommand)
+@click.argument("spec_file", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--runs", "runs_dir", type=click.Path(file_okay=False), default=None,
+              help="Runs directory holding results.sqlite [runs/<spec name>].")
+@click.option("--executor", type=click.Choice(["sequential", "process", "ray"]), default="sequential",
+              show_default=True, help="Where cells run: this process, a local process pool, or Ray.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Process-pool size, or CPUs of a local Ray instance [cores // threads_per_cell].")
+@click.option("--ray-address", default=None, help="Ray cluster to join (e.g. auto or ray://host:10001) "
+              "[a local instance].")
+@click.option("--seeds", default=None, callback=_parse_seeds, metavar="SEED...",
+              help="Run these seeds instead of the spec's: --seeds 0 1 2, or a range: --seeds 0-9.")
+@click.option("--no-resume", is_flag=True, help="Run every cell again, replacing stored results "
+              "[default: run only the cells not stored with status ok].")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sweep(spec_file: str, runs_dir: str | None, executor: str, workers: int | None, ray_address: str | None,
+          seeds: list[int] | None, no_resume: bool, quiet: bool) -> None:
+    """Run the sweep SPEC (a YAML file: datasets x methods x seeds), storing every finished cell.
+
+    Results go to RUNS/results.sqlite, one row per cell as it finishes, so the same command run
+    again (after a crash, a kill or Ctrl-C) runs only the cells that are missing or failed.
+    Prints mean AU(PRC), recall and F1 over seeds per dataset and method at the end; exits with
+    code 1 if any cell failed (a failed cell is recorded with its error and the others still run).
+    """
+    from pathlib import Path
+
+    from hmlearn.experiments.runner import default_runs_dir, plan, run_sweep
+    from hmlearn.experiments.spec import load_spec
+
+    spec = load_spec(spec_file)
+    if seeds is not None:
+        spec = spec.with_seeds(seeds)
+    runs = Path(runs_dir) if runs_dir else default_runs_dir(spec)
+    todo = plan(spec, runs, resume=not no_resume)
+    n_cells, n_todo = len(todo["cells"]), len(todo["todo"])
+    retry = f", {len(todo['retry'])} of them failed before" if todo["retry"] else ""
+    if no_resume:
+        click.echo(f"sweep {spec.name}: {n_cells} cells, running all of them (--no-resume); results: "
+                   f"{runs / 'results.sqlite'}")
+    else:
+        click.echo(f"sweep {spec.name}: {n_cells} cells, {len(todo['done'])} already done, {n_todo} to run{retry}; "
+                   f"results: {runs / 'results.sqlite'}")
+    store = run_sweep(spec, runs, executor=executor, workers=workers, resume=not no_resume,
+                      ray_address=ray_address, progress=not quiet)
+    try:
+        keys = {cell.key for cell in todo["cells"]}
+        frame = store.frame(status=None)
+    finally:
+        store.close()
+    frame = frame[frame["key"].isin(keys)]
+    click.echo(_sweep_table(frame))
+    failed = frame[frame["status"] == "failed"]
+    for row in failed.itertuples():
+        click.echo(f"failed: {row.dataset} / {row.method} / seed {row.seed}: {row.error.splitlines()[0]}", err=True)
+    click.echo(f"{int((frame['status'] == 'ok').sum())} of {n_cells} cells done, {len(failed)} failed; "
+               f"results: {runs / 'results.sqlite'}")
+    if len(failed):
+        click.echo(f"{len(failed)} cells failed (their errors are stored); run the same command again to retry them",
+                   err=True)
+        sys.exit(1)
+
+
+def _sweep_table(frame) -> str:
+    """dataset x method: mean AU(PRC), recall and F1 over the seeds stored with status ok."""
+    ok = frame[frame["status"] == "ok"]
+    if ok.empty:
+        return "no finished cells"
+    metrics = ok["metrics"]
+    table = ok[["dataset", "method"]].assign(
+        seeds=1,
+        au_prc=metrics.map(lambda m: m["au_prc"]),
+        recall=metrics.map(lambda m: m["recall"]),
+        f1=metrics.map(lambda m: m["f1"]),
+    )
+    order = {name: i for i, name in enumerate(dict.fromkeys(frame["method"]))}
+    summary = (table.groupby(["dataset", "method"], sort=False)
+               .agg(seeds=("seeds", "sum"), au_prc=("au_prc", "mean"), recall=("recall", "mean"), f1=("f1", "mean"))
+               .reset_index())
+    summary = summary.sort_values(["dataset", "method"], key=lambda c: c.map(order) if c.name == "method" else c,
+                                  kind="stable")
+    return tabulate(summary.values.tolist(), headers=["dataset", "method", "seeds", "AU(PRC)", "recall %", "F1 %"],
+                    floatfmt=("", "", "d", ".4f", ".2f", ".2f"))
+
+
+@main.command()
+@click.argument("runs", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "latex"]), default="md", show_default=True,
+              help="md: tables + PNG plots in REPORT_files/; html: one self-contained file; latex: booktabs + PDF plots.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Report file [RUNS/report.md|.html|.tex].")
+@click.option("--baseline", default="C-HMCNN", show_default=True, help="The method every other one is compared with.")
+@click.option("--metric", "metrics", multiple=True,
+              help="Metric of a results table; repeat or comma-separate [au_prc, binary_ap, precision, recall, f1, "
+                   "recall_rare].")
+@click.option("--sweep", default=None, help="Only the runs of this sweep [all in the store].")
+@click.option("--blocks", type=click.Choice(["dataset", "dataset-seed"]), default="dataset", show_default=True,
+              help="Friedman test blocks: datasets (mean over seeds) or (dataset, seed) pairs.")
+@click.option("--pr-dataset", default=None, help="Precision-recall curves of this dataset only [a panel per dataset].")
+def report(runs: str, fmt: str, out: str | None, baseline: str, metrics: tuple[str, ...], sweep: str | None,
+           blocks: str, pr_dataset: str | None) -> None:
+    """Tables, statistical tests and plots of the runs in RUNS (a runs folder holding results.sqlite, or that file)."""
+    import os
+    import sqlite3
+    from pathlib import Path
+
+    os.environ.setdefault("MPLBACKEND", "Agg")  # plots are files: never a window
+    from hmlearn.experiments.report import DEFAULT_METRICS, report_path, write_report
+    from hmlearn.experiments.store import FILENAME, ResultStore
+
+    path = Path(runs)
+    store_file = path / FILENAME if path.is_dir() else path
+    if not path.exists():
+        raise HMLError(f"{runs}: no such runs folder or results file")
+    if not store_file.is_file():
+        raise HMLError(f"{runs}: no {FILENAME} in this folder; `hmlearn sweep` writes one")
+    if store_file.suffix not in (".sqlite", ".sqlite3", ".db"):
+        raise HMLError(f"{runs}: not a results store (a {FILENAME} file or the folder holding one)")
+    try:
+        with ResultStore(store_file) as store:
+            frame = store.frame(status=None)
+    except sqlite3.DatabaseError as error:
+        raise HMLError(f"{store_file}: cannot be read as a results store ({error})") from None
+    if frame.empty:
+        raise HMLError(f"{store_file}: no runs stored yet")
+    if sweep is not None:
+        sweeps = sorted({str(s) for s in frame["sweep"].dropna()})
+        if sweep not in sweeps:
+            raise HMLError(f"{store_file}: no sweep {sweep!r}; sweeps found: {', '.join(sweeps) or 'none'}")
+        frame = frame[frame["sweep"] == sweep]
+    chosen = [name.strip() for item in metrics for name in item.split(",") if name.strip()] or list(DEFAULT_METRICS)
+    target = Path(out) if out else report_path(store_file.parent, fmt)
+    write_report(frame, target, fmt, baseline=baseline, metrics=chosen, blocks=blocks, pr_dataset=pr_dataset)
+    click.echo(f"report written to {target}")
+    if fmt != "html" and target.with_name(f"{target.stem}_files").is_dir():
+        click.echo(f"plots in {target.with_name(f'{target.stem}_files')}")
+
+
 @main.command()
 @click.option("--dataset", default="derisi_FUN", show_default=True)
 @click.option("--seeds", type=int, default=3, show_default=True)
 @click.option("--preset", type=click.Choice(["paper", "medium", "fast"]), default="fast", show_default=True)
-def demo(dataset: str, seeds: int, preset: str) -> None:
-    """C-HMCNN vs a flat network on a real benchmark dataset, as a table."""
+@click.option("--runs", "runs_dir", type=click.Path(file_okay=False), default="runs/demo", show_default=True,
+              help="Runs directory: results store and report.html.")
+@click.option("--executor", type=click.Choice(["sequential", "process"]), default="process", show_default=True)
+def demo(dataset: str, seeds: int, preset: str, runs_dir: str, executor: str) -> None:
+    """Plain C-HMCNN vs the rare-node objective: a small sweep, a table and an HTML report."""
     from hmlearn.demo import run_demo
 
-    click.echo(run_demo(dataset, seeds, preset))
+    click.echo(run_demo(dataset, seeds, preset, runs_dir, executor))
 
 
 if __name__ == "__main__":

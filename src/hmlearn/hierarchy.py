@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from hmlearn.errors import HierarchyError
 
 ROOT = "root"
+MAX_DEPTH = 100  # levels below the roots; deeper is refused as malformed (closing labels costs depth^2)
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +79,9 @@ class Hierarchy:
         for path in paths:
             parts = _split_path(path, separator)
             full = separator.join(parts)
+            if len(parts) > MAX_DEPTH:  # before building it: the names of its prefixes alone take depth^2
+                raise HierarchyError(f"label path {_shortened(full)} has {len(parts)} levels; at most {MAX_DEPTH} "
+                                     "are supported")
             if strict and full in listed:
                 raise HierarchyError(f"duplicate node in hierarchy: {full!r}")
             listed.add(full)
@@ -125,7 +129,12 @@ class Hierarchy:
             skip = frozenset(n for n, i in names.items() if i not in has_parent)
         else:
             skip = frozenset(not_evaluated)
-        return cls._reindexed(list(names), edge_list, order, skip, separator)
+        hierarchy = cls._reindexed(list(names), edge_list, order, skip, separator)
+        if hierarchy.max_depth > MAX_DEPTH:
+            deepest = hierarchy.nodes[int(np.argmax(hierarchy.depth))]
+            raise HierarchyError(f"node {_shortened(deepest)} is {hierarchy.max_depth} levels deep; at most "
+                                 f"{MAX_DEPTH} are supported")
+        return hierarchy
 
     @classmethod
     def _reindexed(
@@ -242,18 +251,23 @@ class Hierarchy:
                 if indegree[child] == 0:
                     frontier.append(child)
         if len(order) < n:
-            raise HierarchyError(f"cycle in hierarchy: {' -> '.join(self._find_cycle(indegree > 0, children))}")
+            raise HierarchyError(f"cycle in hierarchy: {' -> '.join(self._find_cycle(indegree > 0))}")
         return np.asarray(order, dtype=np.int64)
 
-    def _find_cycle(self, on_cycle_or_after: np.ndarray, children: tuple[np.ndarray, ...]) -> list[str]:
-        """Walk from a node left over by Kahn's algorithm until a node repeats."""
-        start = int(np.flatnonzero(on_cycle_or_after)[0])
+    def _find_cycle(self, left_over: np.ndarray) -> list[str]:
+        """Walk up from a node left over by Kahn's algorithm until a node repeats; the cycle, parent first.
+
+        Up, not down: every left-over node has a left-over parent, but a node below a cycle may
+        have no left-over child.
+        """
+        parents = self.parents
+        start = int(np.flatnonzero(left_over)[0])
         path, seen = [start], {start: 0}
         while True:
-            nxt = next(int(c) for c in children[path[-1]] if on_cycle_or_after[c])
+            nxt = next(int(p) for p in parents[path[-1]] if left_over[p])
             if nxt in seen:
                 cycle = path[seen[nxt] :] + [nxt]
-                return [self.nodes[i] for i in cycle]
+                return [self.nodes[i] for i in reversed(cycle)]
             seen[nxt] = len(path)
             path.append(nxt)
 
@@ -363,6 +377,10 @@ class Hierarchy:
     def labels_of(self, row: np.ndarray) -> list[str]:
         """Names of the positive nodes in one (N,) row."""
         return [self.nodes[i] for i in np.flatnonzero(row)]
+
+
+def _shortened(name: str, limit: int = 40) -> str:
+    return repr(name if len(name) <= limit else name[: limit - 3] + "...")
 
 
 def _split_path(path: str | Sequence[str], separator: str) -> list[str]:

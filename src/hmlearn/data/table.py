@@ -195,7 +195,12 @@ def read_frame(path: str | Path, text_columns: Collection[str] = ()) -> pd.DataF
 def _read_csv(path: Path, text_columns: Collection[str]) -> pd.DataFrame:
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            header = next(csv.reader(handle), None)
+            rows = csv.reader(handle)
+            header = next(rows, None)
+            try:
+                first_row = next(rows, [])
+            except csv.Error:  # a cell beyond csv's length limit: left to pandas
+                first_row = []
     except UnicodeDecodeError as error:
         raise DataFormatError(f"{path}: not UTF-8 text (byte {error.start}); save the table as UTF-8 CSV") from None
     except csv.Error as error:
@@ -206,6 +211,8 @@ def _read_csv(path: Path, text_columns: Collection[str]) -> pd.DataFrame:
         raise DataFormatError(f"{path}: the file is empty; a table needs a header row naming its columns, "
                               "then one row per sample")
     _check_column_names(header, path)
+    if len(first_row) > len(header):  # refused before pandas, which would build a column per cell first
+        _raise_bad_row(path, len(header), ValueError("the first row is wider than the header"))
     text = {name for name in header if name in text_columns or name.lower() in ID_COLUMNS}
     try:
         with warnings.catch_warnings():
@@ -242,7 +249,9 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         return pd.read_parquet(path)
     except ImportError as error:
         raise DataFormatError(f"{path}: reading Parquet needs pyarrow ({error})") from None
-    except (OSError, ValueError, TypeError) as error:
+    except KeyError as error:  # pyarrow, on damaged pandas metadata in the file
+        raise DataFormatError(f"{path}: not a readable Parquet file (damaged pandas metadata: no {error})") from None
+    except (OSError, ValueError, TypeError, NotImplementedError) as error:  # NotImplemented: e.g. 128-bit ints
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataFormatError(f"{path}: not a readable Parquet file ({reason})") from None
 
@@ -374,9 +383,13 @@ def _hierarchy_from_labels(
         return Hierarchy.from_paths(distinct, separator)
     except HierarchyError:
         pass
+    tried: set[str] = set()
     for path, sets in zip(paths, label_sets):  # errors only: name the row of the first bad path
         for row, labels in enumerate(sets, start=1):
             for label in labels:
+                if label in tried:
+                    continue
+                tried.add(label)
                 try:
                     Hierarchy.from_paths([label], separator)
                 except HierarchyError as error:

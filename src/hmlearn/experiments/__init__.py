@@ -1,0 +1,1 @@
+"""Sweeps: spec (YAML grid), results store (SQLite), runner (executors), statistics and report."""

@@ -1,0 +1,482 @@
+"""A sweep spec: a YAML file validated into a typed object, and its expansion into cells.
+
+::
+
+    name: demo                      # the runs go to runs/<name> by default
+    preset: fast                    # paper | medium (default) | fast  (hmlearn.train.PRESETS)
+    datasets: [derisi_FUN]          # registry names; FUN / GO / others: the ones found locally;
+                                    # or the path of a *train*.arff file with a *test*.arff beside it
+    seeds: [0, 1, 2]
+    threads_per_cell: 1             # torch threads per cell (1: identical results everywhere)
+    methods:                        # label -> TrainConfig overrides
+      C-HMCNN: {}
+      weights:
+        node_weights: class-wise
+        omega: [0.25, 0.5]          # a list is a grid: "weights (omega=0.25)", "weights (omega=0.5)"
+
+A cell is one (dataset, method label, seed); its key is the SHA-256 of the canonical JSON of
+its dataset, method label and full resolved TrainConfig (seed included, plus the preset), which
+is what the results store is keyed by (experiments/store.py). Every mistake is one
+:class:`SpecError` naming the file and the key path: ``x.yaml: methods.weights.omga: unknown
+option; did you mean omega?``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from hmlearn.errors import HMLError
+
+FAMILIES = ("FUN", "GO", "others")
+PRESET_NAMES = ("paper", "medium", "fast")
+# Set by the spec itself, not per method: the seed comes from `seeds`, threads from `threads_per_cell`.
+RESERVED = {"seed": "set seeds with the top-level 'seeds' key", "threads": "set 'threads_per_cell' instead"}
+# Numeric options with their allowed range: (low, high, low inclusive, high inclusive).
+RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "hidden_dim": (1, math.inf, True, False),
+    "num_layers": (1, math.inf, True, False),
+    "heads": (1, math.inf, True, False),
+    "batch_size": (1, math.inf, True, False),
+    "epochs": (1, math.inf, True, False),
+    "patience": (1, math.inf, True, False),
+    "dropout": (0.0, 1.0, True, False),
+    "omega": (0.0, 1.0, True, True),
+    "focal_k": (0.0, math.inf, True, False),
+    "focal_min": (0.0, 1.0, True, True),
+    "focal_gamma": (0.0, math.inf, True, False),
+    "scheduler_power": (0.0, math.inf, False, False),
+    "mixed_lambda": (0.0, 1.0, True, True),
+    "lr": (0.0, math.inf, False, False),
+    "weight_decay": (0.0, math.inf, True, False),
+}
+
+
+class SpecError(HMLError):
+    """A sweep spec that cannot be used; the message names the file and the key path."""
+
+
+def _choices() -> dict[str, tuple[str, ...]]:
+    """Allowed values of the TrainConfig options that name a variant (imports torch: called lazily)."""
+    from hmlearn.nn.constraint import METHODS as MCM_METHODS
+    from hmlearn.nn.heads import ACTIVATIONS
+    from hmlearn.objectives.rare_node import OBJECTIVES, SCHEDULERS
+    from hmlearn.objectives.uncertainty import MEASURES
+
+    return {
+        "activation": tuple(ACTIVATIONS),
+        "objective": OBJECTIVES,
+        "node_weights": ("class-wise", "binary"),
+        "weight_side": ("published", "positive"),
+        "focal": tuple(MEASURES),
+        "scheduler": SCHEDULERS,
+        "resample": ("hierarchical",),
+        "sample_weights": ("inverse-frequency",),
+        "mcm_method": ("auto", *MCM_METHODS),
+    }
+
+
+def _option_types() -> dict[str, Any]:
+    """TrainConfig field name -> its type (``int``, ``float | None``, ...)."""
+    from hmlearn.train import TrainConfig
+
+    return typing.get_type_hints(TrainConfig)
+
+
+def _suggest(word: str, candidates) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _fail(path: str, message: str):
+    raise SpecError(f"{path}: {message}")
+
+
+def _check_value(path: str, name: str, value: Any, kind: Any, choices: dict[str, tuple[str, ...]]) -> Any:
+    """One option value checked against its TrainConfig type, range and choices; returns it normalised."""
+    args = typing.get_args(kind)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), kind) if args else kind
+    if value is None:
+        if optional:
+            return None
+        _fail(path, "must not be null")
+    if base is bool:
+        if not isinstance(value, bool):
+            _fail(path, f"expected true or false, got {value!r}")
+        return value
+    if base is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            _fail(path, f"expected an integer, got {value!r}")
+        value = int(value)
+    elif base is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                _fail(path, f"expected a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            _fail(path, f"expected a number, got {value!r}")
+        value = float(value)
+    elif base is str:
+        if not isinstance(value, str):
+            _fail(path, f"expected a string, got {value!r}")
+        if name in choices and value not in choices[name]:
+            allowed = ", ".join(choices[name]) + (" or null" if optional else "")
+            _fail(path, f"{value!r} is not one of {allowed}{_suggest(value, choices[name])}")
+    if name in RANGES:
+        low, high, low_in, high_in = RANGES[name]
+        below = value < low or (value == low and not low_in)
+        above = value > high or (value == high and not high_in)
+        if below or above:
+            interval = f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+            _fail(path, f"{value!r} is out of range {interval}")
+    return value
+
+
+def check_methods(methods: dict) -> dict[str, dict[str, Any]]:
+    """Validate ``methods`` (label -> TrainConfig overrides, lists as grids); returns them normalised."""
+    types, choices = _option_types(), _choices()
+    normalised: dict[str, dict[str, Any]] = {}
+    for label, options in methods.items():
+        where = f"methods.{label}"
+        if not isinstance(label, str) or not label.strip():
+            _fail("methods", f"method names must be non-empty strings, got {label!r}")
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            _fail(where, f"expected a mapping of training options (or {{}} for the defaults), got {options!r}")
+        checked: dict[str, Any] = {}
+        for name, value in options.items():
+            path = f"{where}.{name}"
+            if name in RESERVED:
+                _fail(path, f"not a method option; {RESERVED[name]}")
+            if name not in types:
+                _fail(path, f"unknown option{_suggest(str(name), [t for t in types if t not in RESERVED])}")
+            if isinstance(value, (list, tuple)):
+                if not value:
+                    _fail(path, "an empty list gives no runs; give at least one value")
+                values = [_check_value(f"{path}[{i}]", name, v, types[name], choices) for i, v in enumerate(value)]
+                if len(set(map(repr, values))) != len(values):
+                    _fail(path, f"the list repeats a value: {values}")
+                checked[name] = values
+            else:
+                checked[name] = _check_value(path, name, value, types[name], choices)
+        normalised[label] = checked
+    labels: dict[str, str] = {}
+    for label, options in normalised.items():
+        for variant in method_grid(label, options):
+            if variant[0] in labels:
+                _fail(f"methods.{label}", f"makes the label {variant[0]!r}, which methods.{labels[variant[0]]} makes too")
+            labels[variant[0]] = label
+    return normalised
+
+
+def _format_value(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def method_grid(label: str, options: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, overrides) for every combination of the list-valued options, in the order given.
+
+    The label gets the varied values: ``weights (omega=0.5)``, ``focal (focal=gated, heads=4)``.
+    """
+    varied = [name for name, value in options.items() if isinstance(value, list)]
+    if not varied:
+        return [(label, dict(options))]
+    grid = []
+    for combination in itertools.product(*(options[name] for name in varied)):
+        overrides = dict(options)
+        overrides.update(zip(varied, combination))
+        suffix = ", ".join(f"{name}={_format_value(value)}" for name, value in zip(varied, combination))
+        grid.append((f"{label} ({suffix})", overrides))
+    return grid
+
+
+class SweepSpec(BaseModel):
+    """A validated sweep spec. Build one with :func:`load_spec` (a YAML file) or :func:`parse_spec` (a dict)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    preset: Literal["paper", "medium", "fast"] = "medium"
+    datasets: list[str] = Field(min_length=1)
+    seeds: list[typing.Annotated[int, Field(strict=True, ge=0)]] = Field(default=[0], min_length=1)
+    methods: dict[str, Any] = Field(min_length=1)
+    threads_per_cell: int = Field(default=1, ge=1, strict=True)
+    _source: str = PrivateAttr(default="<spec>")
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"a seed is listed twice: {seeds}")
+        return seeds
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _methods(cls, methods: Any) -> Any:
+        if not isinstance(methods, dict):
+            return methods  # pydantic says it is not a mapping
+        return check_methods(methods)  # SpecError is not a ValueError: it passes through pydantic as it is
+
+    @field_validator("datasets")
+    @classmethod
+    def _datasets(cls, datasets: list[str]) -> list[str]:
+        from hmlearn.data.registry import DATASETS, get_spec
+
+        checked = []
+        for i, entry in enumerate(datasets):
+            if entry in FAMILIES or is_path(entry):
+                checked.append(entry)
+                continue
+            try:
+                checked.append(get_spec(entry).name)
+            except HMLError:
+                hint = _suggest(entry, [*DATASETS, *FAMILIES]) or (
+                    f"; use a standard dataset's name, {', '.join(FAMILIES)}, or the path of a *train*.arff file"
+                )
+                _fail(f"datasets[{i}]", f"unknown dataset {entry!r}{hint}")
+        if len(set(checked)) != len(checked):
+            raise ValueError(f"a dataset is listed twice: {checked}")
+        return checked
+
+    @property
+    def source(self) -> str:
+        """The file the spec was read from (``<spec>`` for one built from a dict)."""
+        return self._source
+
+    def with_seeds(self, seeds: list[int]) -> SweepSpec:
+        """The same spec with other seeds (the CLI's ``--seeds``)."""
+        spec = parse_spec({**self.model_dump(), "seeds": list(seeds)}, self._source)
+        return spec
+
+    def method_variants(self) -> list[tuple[str, dict[str, Any]]]:
+        """(label, overrides) of every method after grid expansion, in spec order."""
+        return [variant for label, options in self.methods.items() for variant in method_grid(label, options)]
+
+
+def is_path(entry: str) -> bool:
+    """A dataset entry that names a file rather than a registry dataset."""
+    return entry.lower().endswith(".arff") or "/" in entry or "\\" in entry
+
+
+def _location(loc: tuple) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(top level)"
+
+
+_MESSAGES = {
+    "missing": "required key missing",
+    "too_short": "needs at least one entry",
+    "dict_type": "expected a mapping, got {input!r}",
+    "list_type": "expected a list, got {input!r}",
+    "string_type": "expected a string, got {input!r}",
+    "int_type": "expected an integer, got {input!r}",
+    "int_parsing": "expected an integer, got {input!r}",
+    "int_from_float": "expected an integer, got {input!r}",
+    "greater_than_equal": "must be at least {ge}, got {input!r}",
+    "literal_error": "{input!r} is not one of " + ", ".join(PRESET_NAMES),
+    "string_pattern_mismatch": "{input!r}: use letters, digits, '.', '_' and '-' (it names the runs folder)",
+}
+
+
+def _message(error: dict) -> str:
+    """A pydantic error as this module words its own."""
+    if error["type"] == "value_error":
+        return error["msg"].removeprefix("Value error, ")
+    template = _MESSAGES.get(error["type"])
+    if template is None:
+        return error["msg"][0].lower() + error["msg"][1:] + f", got {error['input']!r}"
+    return template.format(input=error.get("input"), **error.get("ctx", {}))
+
+
+def parse_spec(data: Any, source: str | Path = "<spec>") -> SweepSpec:
+    """Validate a spec given as a dict; ``source`` (the file it came from) is named in errors, and
+    relative dataset paths are read from its folder (from the working directory without one)."""
+    source = str(source)
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a sweep spec is a mapping of keys (name, datasets, methods, ...), "
+                        f"got {type(data).__name__}")
+    known = list(SweepSpec.model_fields)
+    for key in data:
+        if key not in known:
+            raise SpecError(f"{source}: {key}: unknown key{_suggest(str(key), known)}")
+    data = dict(data)
+    if isinstance(data.get("seeds"), int) and not isinstance(data.get("seeds"), bool):
+        data["seeds"] = [data["seeds"]]
+    if isinstance(data.get("datasets"), str):
+        data["datasets"] = [data["datasets"]]
+    try:
+        spec = SweepSpec(**data)
+    except SpecError as error:
+        raise SpecError(f"{source}: {error}") from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise SpecError(f"{source}: {_location(first['loc'])}: {_message(first)}") from None
+    spec._source = source
+    return spec
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a YAML sweep spec; every error names the file and the key path."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such spec file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(f"{path}: cannot read it ({error})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SpecError(f"{path}{where}: not valid YAML ({problem})") from None
+    if data is None:
+        raise SpecError(f"{path}: the file is empty")
+    return parse_spec(data, path)
+
+
+# ---------------------------------------------------------------------------------- expansion
+@dataclass(frozen=True)
+class Cell:
+    """One run of a sweep: a dataset, a method label (with its TrainConfig overrides) and a seed.
+
+    A dataset path stays as the spec wrote it (keys do not change when the project moves);
+    ``location`` is the file to read. ``config`` is the full resolved TrainConfig as a dict plus ``preset``; ``key`` identifies
+    the cell in the results store (:func:`hmlearn.experiments.store.cell_key`).
+    """
+
+    sweep: str
+    dataset: str  # as the spec names it (part of the key)
+    method: str
+    overrides: dict[str, Any]
+    seed: int
+    preset: str
+    threads: int
+    config: dict[str, Any] = field(compare=False)
+    key: str
+    location: str = ""  # where to load it from: the registry name, or the ARFF path resolved from the spec's folder
+
+    def __post_init__(self) -> None:
+        if not self.location:
+            object.__setattr__(self, "location", self.dataset)
+
+    def describe(self) -> str:
+        return f"{self.dataset} / {self.method} / seed {self.seed}"
+
+
+def local_datasets(family: str) -> list[str]:
+    """Registry datasets of ``family`` whose files are all found locally (no download), in registry order."""
+    from hmlearn.data.registry import DATASETS
+    from hmlearn.data.store import locate
+
+    return [name for name, spec in DATASETS.items()
+            if spec.family == family and all(locate(spec, split) for split in spec.splits)]
+
+
+def resolve_datasets(spec: SweepSpec) -> list[str]:
+    """The spec's datasets with family keywords replaced by the matching datasets found locally."""
+    from hmlearn.data.store import data_roots
+
+    resolved: list[str] = []
+    for entry in spec.datasets:
+        names = local_datasets(entry) if entry in FAMILIES else [entry]
+        if not names:
+            looked = ", ".join(str(root) for root in data_roots())
+            raise SpecError(f"{spec.source}: datasets: {entry!r} matches no dataset found locally (looked in "
+                            f"{looked}); download some with `hmlearn datasets fetch NAME` or set HMLEARN_DATA")
+        resolved.extend(name for name in names if name not in resolved)
+    return resolved
+
+
+def split_files(train_path: str | Path) -> dict[str, Path]:
+    """The split files of an ARFF dataset given by its training file: train, test and valid if present.
+
+    The test (valid) file's name is the training file's with its last ``train`` (or ``trainvalid``)
+    replaced by ``test`` (``valid``), in the same case: ``x.train.arff`` -> ``x.test.arff``,
+    ``Enron_trainvalid.arff`` -> ``Enron_test.arff``, ``D_Train.arff`` -> ``D_Test.arff``.
+    """
+    path = Path(train_path)
+    matches = list(re.finditer(r"train(valid)?", path.name, flags=re.IGNORECASE))
+    if not matches:
+        raise HMLError(f"{path}: a dataset file in a sweep spec is a training file (with 'train' in its name, "
+                       "a 'test' file beside it)")
+    match = matches[-1]
+
+    def sibling(word: str) -> Path:
+        found = match.group(0)
+        cased = word.upper() if found.isupper() else (word.capitalize() if found[0].isupper() else word)
+        return path.with_name(path.name[: match.start()] + cased + path.name[match.end():])
+
+    files = {"train": path}
+    if match.group(1) is None and sibling("valid").is_file():
+        files["valid"] = sibling("valid")
+    files["test"] = sibling("test")
+    return files
+
+
+def published_settings(dataset: str) -> tuple[dict, int]:
+    """(published hyper-parameters, network outputs) of a dataset entry, without loading its data.
+
+    A registry dataset has both in the registry; an ARFF file has no published settings and its
+    output count comes from its header (0 where the file cannot be read: the cell will fail then).
+    """
+    if is_path(dataset):
+        from hmlearn.data.arff import hierarchy_from_header, read_arff_header
+
+        try:
+            return {}, len(hierarchy_from_header(read_arff_header(dataset)))
+        except (OSError, HMLError):
+            return {}, 0
+    from hmlearn.data.registry import get_spec
+
+    spec = get_spec(dataset)
+    return spec.hyperparameters(), spec.n_outputs
+
+
+def cell_config(dataset: str, preset: str, overrides: dict[str, Any], seed: int, threads: int,
+                published: tuple[dict, int] | None = None) -> dict[str, Any]:
+    """The full TrainConfig of a cell, as a dict, plus ``preset``."""
+    from hmlearn.train import preset_config
+
+    settings, n_outputs = published if published is not None else published_settings(dataset)
+    config = preset_config(settings, preset, n_outputs, seed=seed, threads=threads, **overrides)
+    return {**vars(config), "preset": preset}
+
+
+def expand(spec: SweepSpec) -> list[Cell]:
+    """Every cell of the spec: datasets x method variants x seeds, in that order."""
+    from hmlearn.experiments.store import cell_key
+
+    folder = Path(spec.source).parent if spec.source != "<spec>" else Path()
+    cells = []
+    for dataset in resolve_datasets(spec):
+        location = str(folder / dataset) if is_path(dataset) else dataset  # an absolute path stays as it is
+        published = published_settings(location)
+        for method, overrides in spec.method_variants():
+            for seed in spec.seeds:
+                config = cell_config(location, spec.preset, overrides, seed, spec.threads_per_cell, published)
+                cells.append(Cell(spec.name, dataset, method, overrides, seed, spec.preset, spec.threads_per_cell,
+                                  config, cell_key(dataset, method, config), location))
+    return cells
