@@ -49,6 +49,8 @@ def test_row_round_trips(tmp_path):
     assert row["curves"]["pr"]["recall"] == [0.0, 1.0]
     assert len(store.frame(status=None)) == 2 and store.frame(status="failed").iloc[0]["error"] == "HMLError: boom"
     assert store._connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    light = store.frame(per_node=False).iloc[0].to_dict()  # what reports read: per-node tables left unread
+    assert light["per_node"] is None and light["metrics"] == row["metrics"] and light["curves"] == row["curves"]
 
 
 def test_bad_rows_are_refused(tmp_path):

@@ -527,7 +527,7 @@ def sweep(spec_file: str, runs_dir: str | None, executor: str, workers: int | No
                       ray_address=ray_address, progress=not quiet)
     try:
         keys = {cell.key for cell in todo["cells"]}
-        frame = store.frame(status=None)
+        frame = store.frame(status=None, per_node=False)
     finally:
         store.close()
     frame = frame[frame["key"].isin(keys)]
@@ -599,7 +599,7 @@ def report(runs: str, fmt: str, out: str | None, baseline: str, metrics: tuple[s
         raise HMLError(f"{runs}: not a results store (a {FILENAME} file or the folder holding one)")
     try:
         with ResultStore(store_file) as store:
-            frame = store.frame(status=None)
+            frame = store.frame(status=None, per_node=False)
     except sqlite3.DatabaseError as error:
         raise HMLError(f"{store_file}: cannot be read as a results store ({error})") from None
     if frame.empty:

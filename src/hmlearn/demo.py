@@ -90,7 +90,7 @@ def run_demo(dataset: str = "derisi_FUN", seeds: int = 3, preset: str = "fast",
     spec = parse_spec({**demo_spec(dataset, seeds, preset), "datasets": [entry]}, "hmlearn demo")
     store = run_sweep(spec, runs_dir, executor=executor)
     try:
-        frame = store.frame(status=None)
+        frame = store.frame(status=None, per_node=False)
     finally:
         store.close()
     frame = frame[frame["dataset"] == entry]

@@ -178,9 +178,13 @@ class ResultStore:
             return self._connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
         return self._connection.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (status,)).fetchone()[0]
 
-    def rows(self, status: str | None = "ok") -> list[dict[str, Any]]:
-        """The stored rows as dicts (JSON columns decoded), ordered by sweep, dataset, method, seed."""
-        query = f"SELECT {', '.join(COLUMN_NAMES)} FROM runs"
+    def rows(self, status: str | None = "ok", per_node: bool = True) -> list[dict[str, Any]]:
+        """The stored rows as dicts (JSON columns decoded), ordered by sweep, dataset, method, seed.
+
+        ``per_node=False`` leaves the per-node tables (the bulk of a GO sweep) unread: None.
+        """
+        selected = [name if per_node or name != "per_node" else "NULL AS per_node" for name in COLUMN_NAMES]
+        query = f"SELECT {', '.join(selected)} FROM runs"
         params: Iterable = ()
         if status is not None:
             query += " WHERE status = ?"
@@ -197,8 +201,9 @@ class ResultStore:
             out.append(row)
         return out
 
-    def frame(self, status: str | None = "ok"):
-        """A pandas DataFrame of the rows with ``status`` (all rows if None), JSON columns decoded."""
+    def frame(self, status: str | None = "ok", per_node: bool = True):
+        """A pandas DataFrame of the rows with ``status`` (all rows if None), JSON columns decoded;
+        ``per_node=False`` as for :meth:`rows`."""
         import pandas as pd
 
-        return pd.DataFrame(self.rows(status), columns=list(COLUMN_NAMES))
+        return pd.DataFrame(self.rows(status, per_node), columns=list(COLUMN_NAMES))
