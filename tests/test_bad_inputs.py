@@ -1,5 +1,8 @@
 """The bad-input corpus (tests/data/bad): each file fails with one exact line, exit code 2, no traceback.
 
+The ARFF cases live in one text file, ``arff_cases.txt``, written out to NAME.arff files here
+(no .arff file is tracked); the other cases are files as they are.
+
 Every message names the file (and the line, row, column or node) and says what is wrong. A
 failed command writes nothing: the test's own folder stays empty, so no checkpoint, state file,
 prediction or temporary part is left behind.
@@ -16,7 +19,30 @@ from click.testing import CliRunner
 
 from hmlearn.cli import main
 
-BAD = Path(__file__).resolve().parent / "data" / "bad"
+CORPUS = Path(__file__).resolve().parent / "data" / "bad"
+ARFF_CASES = "arff_cases.txt"
+
+
+def write_corpus(folder: Path) -> Path:
+    """The corpus as one file per failure mode in ``folder``: its files, and each ARFF case of arff_cases.txt."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in CORPUS.iterdir():
+        if path.name != ARFF_CASES:
+            (folder / path.name).write_bytes(path.read_bytes())
+    name, lines = None, []
+    for line in (CORPUS / ARFF_CASES).read_text().splitlines(keepends=True) + ["=== end\n"]:
+        if line.startswith("=== "):
+            if name is not None:
+                (folder / name).write_text("".join(lines))
+            name, lines = line[4:].strip(), []
+        elif name is not None:
+            lines.append(line)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("bad"))
 TRAIN = ("--epochs", "1", "--hidden-dim", "8", "--batch-size", "32", "--quiet")
 
 
@@ -174,7 +200,7 @@ CASES = {
 
 
 def _command(args: list[str], request: pytest.FixtureRequest, tmp_path: Path) -> tuple[list[str], dict]:
-    where = {"bad": BAD, "tmp": tmp_path}
+    where = {"bad": request.getfixturevalue("bad"), "tmp": tmp_path}
     if any("{model}" in a for a in args):
         where["model"] = request.getfixturevalue("model")
     command = [a.format(**where) for a in args]
@@ -193,38 +219,39 @@ def test_bad_input_fails_with_one_exact_line(args, message, request, tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing written, not even a temporary part
 
 
-def test_every_corpus_file_is_exercised():
+def test_every_corpus_file_is_exercised(bad):
     used = {Path(a).name for args, _ in CASES.values() for a in args if a.startswith("{bad}/")}
-    assert sorted(p.name for p in BAD.iterdir()) == sorted(used)
+    assert sorted(p.name for p in bad.iterdir()) == sorted(used)
+    assert len([name for name in used if name.endswith(".arff")]) == 12  # every ARFF case was written out
 
 
-def test_label_without_its_ancestors_is_added_with_a_warning_unless_strict(tmp_path):
-    result = run("train", BAD / "table_not_closed.csv", "--hierarchy", BAD / "hierarchy_edges.csv", *TRAIN,
+def test_label_without_its_ancestors_is_added_with_a_warning_unless_strict(bad, tmp_path):
+    result = run("train", bad / "table_not_closed.csv", "--hierarchy", bad / "hierarchy_edges.csv", *TRAIN,
                  "--out", tmp_path / "m.ckpt")
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
-        (f"warning: {BAD}/table_not_closed.csv: 2 sample(s) listed a label without its ancestors; their label sets "
+        (f"warning: {bad}/table_not_closed.csv: 2 sample(s) listed a label without its ancestors; their label sets "
          "were closed upwards (strict=True / --strict refuses this)")
     ]
     assert (tmp_path / "m.ckpt").is_file()
 
 
-def test_failed_command_leaves_no_file_at_its_out_path(model, tmp_path):
+def test_failed_command_leaves_no_file_at_its_out_path(bad, model, tmp_path):
     """Failures after the data is read (an overflow found only with the training statistics) write nothing."""
     out = tmp_path / "predictions.csv"
     out.write_text("an older file that must survive\n")
-    result = run("predict", model / "m.ckpt", BAD / "overflow_after_preprocessing.csv", "--out", out)
+    result = run("predict", model / "m.ckpt", bad / "overflow_after_preprocessing.csv", "--out", out)
     assert result.exit_code == 2
     assert out.read_text() == "an older file that must survive\n"
     ckpt = tmp_path / "m.ckpt"
     result = run("train", model / "train.csv", "--hierarchy", model / "hierarchy.csv",
-                 "--test", BAD / "overflow_after_preprocessing_labeled.csv", *TRAIN, "--out", ckpt)
+                 "--test", bad / "overflow_after_preprocessing_labeled.csv", *TRAIN, "--out", ckpt)
     assert result.exit_code == 2 and "overflows float32" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]  # no m.ckpt, m.ckpt.state, parts
 
 
-def test_debug_shows_the_traceback_instead_of_one_line():
-    path = BAD / "table_inf.csv"
+def test_debug_shows_the_traceback_instead_of_one_line(bad):
+    path = bad / "table_inf.csv"
     message = f"{path}: row 3, column 'x0': -inf; inf is not a missing value, use an empty cell for missing"
     debug = subprocess.run([sys.executable, "-m", "hmlearn.cli", "--debug", "train", str(path)],
                            capture_output=True, text=True, check=False)
