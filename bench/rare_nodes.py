@@ -17,7 +17,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 from tabulate import tabulate
@@ -41,24 +40,19 @@ METRICS = ("au_prc", "binary_ap", "precision", "recall", "f1", "recall_rare")
 
 
 def run_one(dataset: str, method: str, preset: str, seed: int) -> dict:
-    import torch
+    """One (dataset, method, seed) through the sweep runner's cell (one torch thread), as a flat row."""
+    from hmlearn.experiments.runner import run_cell
+    from hmlearn.experiments.spec import expand, parse_spec
 
-    from hmlearn.data.registry import get_spec
-    from hmlearn.data.store import load_dataset
-    from hmlearn.metrics import evaluate
-    from hmlearn.train import fit, preset_config
-
-    torch.set_num_threads(1)
-    spec = get_spec(dataset)
-    train, test = load_dataset(dataset, ("trainvalid", "test"))
-    config = preset_config(spec.hyperparameters(), preset, spec.n_outputs, seed=seed, threads=1, **METHODS[method])
-    started = time.perf_counter()
-    model = fit(train.X, train.Y, train.hierarchy, config, progress=False)
-    seconds = time.perf_counter() - started
-    metrics = evaluate(test.Y, model.predict_proba(test.X), train.hierarchy, train_Y=train.Y)
-    metrics["binary_ap"] *= 100  # percent, as the rare-node paper reports it
-    return {"dataset": dataset, "method": method, "preset": preset, "seed": seed, "seconds": seconds,
-            **{k: float(metrics[k]) for k in METRICS}, "config": vars(config)}
+    spec = parse_spec({"name": "rare_nodes", "preset": preset, "datasets": [dataset], "seeds": [seed],
+                       "methods": {method: METHODS[method]}}, "bench/rare_nodes.py")
+    row = run_cell(expand(spec)[0])
+    if row["status"] != "ok":
+        raise RuntimeError(f"{dataset} / {method} / seed {seed}: {row['error']}")
+    metrics = dict(row["metrics"], binary_ap=row["metrics"]["binary_ap"] * 100)  # percent, as the paper reports it
+    config = {k: v for k, v in row["config"].items() if k != "preset"}
+    return {"dataset": dataset, "method": method, "preset": preset, "seed": seed, "seconds": row["seconds"],
+            **{k: float(metrics[k]) for k in METRICS}, "config": config}
 
 
 def summary(rows: list[dict], fmt: str) -> str:

@@ -504,6 +504,16 @@ def _figure_bytes(figure, fmt: str) -> bytes:
 
 
 # ---------------------------------------------------------------------- renderers
+def _write_figure(block: _Figure, files_dir: Path | None, fmt: str) -> str | None:
+    """Write a figure as ``files_dir/<name>.<fmt>`` (atomically); its file name, or None without a folder."""
+    if files_dir is None:
+        return None
+    name = f"{block.name}.{fmt}"
+    with atomic_write(files_dir / name) as handle:
+        handle.write(_figure_bytes(block.figure, fmt))
+    return name
+
+
 def _md_text(text: str) -> str:
     return text.replace("\\", "\\\\").replace("*", "\\*").replace("\n", " ")
 
@@ -529,12 +539,10 @@ def _render_md(doc: list, files_dir: Path | None) -> str:
                 lines.append("| " + " | ".join(_md_cell(t, (r, c) in block.bold) for c, t in enumerate(row)) + " |")
             out.append("\n".join(lines) + "\n")
         elif isinstance(block, _Figure):
-            if files_dir is None:
+            name = _write_figure(block, files_dir, "png")
+            if name is None:
                 out.append(f"({block.caption}: not written, no folder for plots given)\n")
                 continue
-            name = f"{block.name}.png"
-            with atomic_write(files_dir / name) as handle:
-                handle.write(_figure_bytes(block.figure, "png"))
             out.append(f"![{block.name}]({files_dir.name}/{name})\n\n*{_md_text(block.caption)}*\n")
     return "\n".join(out)
 
@@ -622,12 +630,10 @@ def _render_latex(doc: list, files_dir: Path | None, title: str) -> str:
             lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
             out.append("\n".join(lines))
         elif isinstance(block, _Figure):
-            if files_dir is None:
+            name = _write_figure(block, files_dir, "pdf")
+            if name is None:
                 out.append(f"({_tex(block.caption)}: not written, no folder for plots given)\n")
                 continue
-            name = f"{block.name}.pdf"
-            with atomic_write(files_dir / name) as handle:
-                handle.write(_figure_bytes(block.figure, "pdf"))
             out.append("\n".join([r"\begin{figure}[htbp]", r"\centering",
                                   rf"\includegraphics[width=\linewidth]{{{files_dir.name}/{name}}}",
                                   rf"\caption*{{{_tex(block.caption)}}}", r"\end{figure}", ""]))
