@@ -231,47 +231,60 @@ def _print_metrics(metrics: dict, header: str) -> None:
     click.echo(tabulate(rows, headers=["metric", "value"], tablefmt="simple"))
 
 
+# Options of every training command (model, objective, baselines, run): train and train-images.
+TRAINING_OPTIONS = [
+    click.option("--epochs", type=int, default=None),
+    click.option("--batch-size", type=int, default=None),
+    click.option("--lr", type=float, default=None),
+    click.option("--hidden-dim", type=int, default=None),
+    click.option("--num-layers", type=int, default=None),
+    click.option("--dropout", type=float, default=None),
+    click.option("--weight-decay", type=float, default=None),
+    click.option("--activation", type=click.Choice(["relu", "gelu", "tanh", "elu"]), default=None),
+    click.option("--heads", type=int, default=None, help="Ensemble members trained together."),
+    click.option("--objective", type=click.Choice(["mcloss", "bce"]), default=None,
+                 help="mcloss (C-HMCNN) or bce (flat baseline)."),
+    click.option("--node-weights", type=click.Choice(["class-wise", "binary"]), default=None,
+                 help="Node-wise imbalance weights (rare nodes weigh more)."),
+    click.option("--omega", type=float, default=None, help="Minimum node weight [0.25]."),
+    click.option("--weight-side", type=click.Choice(["positive", "published"]), default=None,
+                 help="Label side the rare-node weights multiply: published (y = 0 terms, as the published code) or positive [published]."),
+    click.option("--descendant-counts/--plain-counts", default=None,
+                 help="Node counts summed over descendants, or plain [plain: matches the published code]."),
+    click.option("--negative-weights/--no-negative-weights", default=None,
+                 help="Also weight the y = 0 terms from negative counts [no]."),
+    click.option("--focal", type=click.Choice(UNCERTAINTY_MEASURES), default=None,
+                 help="Focal weight from this ensemble uncertainty measure."),
+    click.option("--focal-k", type=float, default=None, help="Focal power k [2]."),
+    click.option("--focal-min", type=float, default=None, help="Focal floor gamma_min [0.25]."),
+    click.option("--focal-gamma", type=float, default=None, help="Baseline: standard focal loss gamma [off]."),
+    click.option("--scheduler", type=click.Choice(["linear", "polynomial", "alternating"]), default=None,
+                 help="Baseline: move node weights towards 1 within each epoch."),
+    click.option("--scheduler-power", type=float, default=None, help="Power k of the polynomial scheduler [2]."),
+    click.option("--mixed-lambda", type=float, default=None, help="Baseline: lambda * weighted + (1 - lambda) * plain."),
+    click.option("--resample", type=click.Choice(["hierarchical"]), default=None,
+                 help="Baseline: over-sample minority label paths."),
+    click.option("--sample-weights", type=click.Choice(["inverse-frequency"]), default=None,
+                 help="Baseline: observation-level inverse-frequency weights."),
+    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--patience", type=int, default=None, help="Early stopping on --valid AU(PRC)."),
+    click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 or auto."),
+    click.option("--threads", type=int, default=None, help="torch CPU threads."),
+]
+
+
+def _training_options(command):
+    """Adds TRAINING_OPTIONS to a click command (they end up in its ``**overrides``)."""
+    for option in reversed(TRAINING_OPTIONS):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("dataset")
 @click.option("--preset", type=click.Choice(["paper", "medium", "fast"]), default="paper", show_default=True,
-              help="paper: the dataset's published hyper-parameters; medium: batch 32, all epochs; fast: larger batches, fewer epochs.")
-@click.option("--epochs", type=int, default=None)
-@click.option("--batch-size", type=int, default=None)
-@click.option("--lr", type=float, default=None)
-@click.option("--hidden-dim", type=int, default=None)
-@click.option("--num-layers", type=int, default=None)
-@click.option("--dropout", type=float, default=None)
-@click.option("--weight-decay", type=float, default=None)
-@click.option("--activation", type=click.Choice(["relu", "gelu", "tanh", "elu"]), default=None)
-@click.option("--heads", type=int, default=None, help="Ensemble members trained together.")
-@click.option("--objective", type=click.Choice(["mcloss", "bce"]), default=None,
-              help="mcloss (C-HMCNN) or bce (flat baseline).")
-@click.option("--node-weights", type=click.Choice(["class-wise", "binary"]), default=None,
-              help="Node-wise imbalance weights (rare nodes weigh more).")
-@click.option("--omega", type=float, default=None, help="Minimum node weight [0.25].")
-@click.option("--weight-side", type=click.Choice(["positive", "published"]), default=None,
-              help="Label side the rare-node weights multiply: published (y = 0 terms, as the published code) or positive [published].")
-@click.option("--descendant-counts/--plain-counts", default=None,
-              help="Node counts summed over descendants, or plain [plain: matches the published code].")
-@click.option("--negative-weights/--no-negative-weights", default=None,
-              help="Also weight the y = 0 terms from negative counts [no].")
-@click.option("--focal", type=click.Choice(UNCERTAINTY_MEASURES), default=None,
-              help="Focal weight from this ensemble uncertainty measure.")
-@click.option("--focal-k", type=float, default=None, help="Focal power k [2].")
-@click.option("--focal-min", type=float, default=None, help="Focal floor gamma_min [0.25].")
-@click.option("--focal-gamma", type=float, default=None, help="Baseline: standard focal loss gamma [off].")
-@click.option("--scheduler", type=click.Choice(["linear", "polynomial", "alternating"]), default=None,
-              help="Baseline: move node weights towards 1 within each epoch.")
-@click.option("--scheduler-power", type=float, default=None, help="Power k of the polynomial scheduler [2].")
-@click.option("--mixed-lambda", type=float, default=None, help="Baseline: lambda * weighted + (1 - lambda) * plain.")
-@click.option("--resample", type=click.Choice(["hierarchical"]), default=None,
-              help="Baseline: over-sample minority label paths.")
-@click.option("--sample-weights", type=click.Choice(["inverse-frequency"]), default=None,
-              help="Baseline: observation-level inverse-frequency weights.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--patience", type=int, default=None, help="Early stopping on --valid AU(PRC).")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 or auto.")
-@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+              help="paper: the dataset's published hyper-parameters; medium: batch 32, 4x lr; fast: batch 128 (16 for GO), 10x lr.")
+@_training_options
 @click.option("--valid", type=click.Path(dir_okay=False), default=None, help="Validation ARFF or table (own data).")
 @click.option("--test", type=click.Path(dir_okay=False), default=None, help="Test ARFF or table (own data).")
 @click.option("--labels-column", default=None, help="Table: the column of label paths joined by ';' [labels].")
