@@ -11,6 +11,10 @@ Two kinds share the format: ``"model"``, a trained predictor (``save_checkpoint`
 (``training_state``, ``save_training_state``, ``load_training_state``): the model's fields plus
 the optimizer state, the random generators, the epoch, the best validation epoch and a
 fingerprint of the data. Files without a kind (written before there were two) are models.
+
+A model with an image encoder also holds the encoder's state dict (``"encoder"``); its
+architecture comes from the config, so loading needs no weights file. Files written before
+encoders (or before any other TrainConfig field) load with that field's default.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from hmlearn.data.preprocessing import Standardizer
 from hmlearn.errors import HMLError
 from hmlearn.fileio import atomic_write
 from hmlearn.hierarchy import Hierarchy
+from hmlearn.nn.encoders import build_encoder
 from hmlearn.nn.heads import HeadsMLP
 from hmlearn.train import HMCModel, TrainConfig
 
@@ -90,7 +95,7 @@ def load_training_state(path: str | Path) -> dict:
 
 
 def _model_payload(model: HMCModel, copy: bool = False) -> dict:
-    return {
+    payload = {
         "state": _on_cpu(model.network.state_dict(), copy),
         "standardizer": {k: torch.from_numpy(v.copy() if copy else v) for k, v in model.standardizer.to_arrays().items()},
         "n_features": torch.tensor(model.standardizer.n_features),
@@ -98,6 +103,9 @@ def _model_payload(model: HMCModel, copy: bool = False) -> dict:
         "config": json.dumps(vars(model.config)),
         "history": json.dumps(model.history),
     }
+    if model.encoder is not None:
+        payload["encoder"] = _on_cpu(model.encoder.state_dict(), copy)
+    return payload
 
 
 def _on_cpu(value, copy: bool):
@@ -174,6 +182,11 @@ def _model_from_payload(payload: dict, device: str) -> HMCModel:
     )
     network.load_state_dict(payload["state"])
     network.to(device).eval()
-    model = HMCModel(network, hierarchy, standardizer, config)
+    encoder = None
+    if config.encoder is not None:  # the architecture from the config, the weights from the file
+        encoder = build_encoder(config.encoder, config.image_size, seed=config.seed)
+        encoder.load_state_dict(payload["encoder"])
+        encoder.to(device).eval()
+    model = HMCModel(network, hierarchy, standardizer, config, encoder)
     model.history = json.loads(payload["history"])
     return model

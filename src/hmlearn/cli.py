@@ -15,6 +15,7 @@ from hmlearn.errors import HMLError
 TABLE_FORMATS = click.Choice(["simple", "github", "plain"])
 # Spelled out so `hmlearn --help` does not import torch; a test keeps it equal to uncertainty.MEASURES.
 UNCERTAINTY_MEASURES = ("mean", "predictive", "aleatoric", "epistemic", "epistemic_kl", "gated")
+ENCODERS = ("small-cnn", "resnet18", "resnet50", "vit_b_16")  # a test keeps it equal to nn.encoders.ENCODERS
 
 
 class _Group(click.Group):
@@ -266,6 +267,8 @@ TRAINING_OPTIONS = [
                  help="Baseline: over-sample minority label paths."),
     click.option("--sample-weights", type=click.Choice(["inverse-frequency"]), default=None,
                  help="Baseline: observation-level inverse-frequency weights."),
+    click.option("--train-fraction", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+                 help="Limited data: train on this fraction of the training rows, stratified on the hierarchy [1]."),
     click.option("--seed", type=int, default=0, show_default=True),
     click.option("--patience", type=int, default=None, help="Early stopping on --valid AU(PRC)."),
     click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 or auto."),
@@ -317,22 +320,42 @@ def train(dataset: str, preset: str, seed: int, device: str, valid: str | None, 
     untouched, and the same command with --resume continues from there, ending with the same
     model as an uninterrupted run (on the CPU). Without --resume an existing OUT.state is refused.
     """
-    import time
     from pathlib import Path
 
     table = {"labels_column": labels_column, "hierarchy": hierarchy_file, "id_column": id_column, "strict": strict}
     train_split, valid_split, test_split, published = _load_training_data(dataset, valid, test, data_dir, table)
 
-    from hmlearn.checkpoint import save_checkpoint  # torch: imported once the data is known to be good
-    from hmlearn.errors import TrainingDiverged, TrainingInterrupted
-    from hmlearn.metrics import evaluate
-    from hmlearn.train import data_fingerprint, fit, preset_config
+    from hmlearn.train import preset_config  # torch: imported once the data is known to be good
 
     config = preset_config(published, preset, len(train_split.hierarchy), seed=seed, device=device, **overrides)
     path = Path(out or f"runs/{train_split.name or 'model'}-seed{seed}.ckpt")
+    valid_data = (valid_split.X, valid_split.Y) if valid_split else None
+    test_data = (test_split.X, test_split.Y, f"test metrics ({len(test_split)} samples):") if test_split else None
+    _train_and_save((train_split.X, train_split.Y), train_split.hierarchy, config, path, valid_data, test_data,
+                    {"dataset": dataset}, repr(train_split), quiet, resume, save_every)
+
+
+def _train_and_save(training: tuple, hierarchy, config, path, valid: tuple | None, test: tuple | None,
+                    metadata: dict, description: str, quiet: bool, resume: bool, save_every: int) -> None:
+    """fit -> checkpoint at ``path``, with the resumable state beside it, then the test metrics.
+
+    ``training`` and ``valid`` are (X, Y); ``test`` is (X, Y, header). Shared by every training
+    command: a finished checkpoint is not trained again with --resume, Ctrl-C and a diverged loss
+    end with the command that continues the run.
+    """
+    import time
+    from pathlib import Path
+
+    from hmlearn.checkpoint import save_checkpoint
+    from hmlearn.errors import TrainingDiverged, TrainingInterrupted
+    from hmlearn.metrics import evaluate
+    from hmlearn.train import data_fingerprint, fit
+
+    path = Path(path)
     state = Path(f"{path}.state") if save_every else None
-    X_valid, Y_valid = (valid_split.X, valid_split.Y) if valid_split else (None, None)
-    fingerprint = data_fingerprint(train_split.X, train_split.Y, train_split.hierarchy, X_valid, Y_valid)
+    X, Y = training
+    X_valid, Y_valid = valid if valid else (None, None)
+    fingerprint = data_fingerprint(X, Y, hierarchy, X_valid, Y_valid)
     if resume and path.exists():
         epochs = _finished_run(path, config, fingerprint)
         if state is not None:
@@ -341,17 +364,15 @@ def train(dataset: str, preset: str, seed: int, device: str, valid: str | None, 
         return
     if state is not None and state.exists() and not resume:
         raise HMLError(f"{state} holds an unfinished run; continue it with --resume, or delete it to start afresh")
-    click.echo(f"training on {train_split!r}\n{config}")
+    click.echo(f"training on {description}\n{config}")
     if resume and state is not None and state.exists():
         click.echo(f"resuming from {state}")
     started = time.perf_counter()
     try:
-        model = fit(
-            train_split.X, train_split.Y, train_split.hierarchy, config, X_valid, Y_valid, progress=not quiet,
-            state_path=state, resume=resume, save_every=max(save_every, 1),
-        )
+        model = fit(X, Y, hierarchy, config, X_valid, Y_valid, progress=not quiet, state_path=state, resume=resume,
+                    save_every=max(save_every, 1))
         seconds = time.perf_counter() - started
-        save_checkpoint(model, path, {"dataset": dataset, "seconds": seconds, "data_sha256": fingerprint})
+        save_checkpoint(model, path, {**metadata, "seconds": seconds, "data_sha256": fingerprint})
     except TrainingDiverged as error:
         if not error.saved_epoch:
             raise
@@ -365,16 +386,20 @@ def train(dataset: str, preset: str, seed: int, device: str, valid: str | None, 
     if state is not None:
         state.unlink(missing_ok=True)
     click.echo(f"trained in {seconds:.1f} s; checkpoint: {path}")
-    if test_split is not None:
-        metrics = evaluate(test_split.Y, model.predict_proba(test_split.X), train_split.hierarchy, train_Y=train_split.Y)
-        _print_metrics(metrics, f"test metrics ({len(test_split)} samples):")
+    if test is not None:
+        X_test, Y_test, header = test
+        metrics = evaluate(Y_test, model.predict_proba(X_test), hierarchy, train_Y=Y)
+        _print_metrics(metrics, header)
 
 
 @main.command("evaluate")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("dataset")
-@click.option("--split", default="test", show_default=True, help="Split of a standard dataset.")
+@click.option("--split", default="test", show_default=True,
+              help="Split of a standard dataset, or of an image table (train, valid, test as in training, or all).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--images", type=click.Path(file_okay=False), default=None,
+              help="Image models: the folder the table's image cells are relative to [as in training].")
 @click.option("--per-node", type=click.Path(dir_okay=False), default=None,
               help="Write a per-node CSV: node, depth, training / test positives, P, R, F1, mean uncertainty.")
 @click.option("--uncertainty", "measure", default="predictive", show_default=True,
@@ -385,10 +410,11 @@ def train(dataset: str, preset: str, seed: int, device: str, valid: str | None, 
 @click.option("--threshold", type=float, default=0.5, show_default=True)
 @click.option("--labels-column", default="labels", show_default=True, help="Table: the column of label paths.")
 @click.option("--id-column", default=None, help="Table: the sample id column [id, sample, gene, ... or a text first column].")
-def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | None, per_node: str | None,
-                     measure: str, mc_samples: int, breakdown: bool, threshold: float, labels_column: str,
-                     id_column: str | None) -> None:
-    """Metrics of CHECKPOINT on DATASET (a standard dataset's name, an ARFF file or a CSV / Parquet table)."""
+def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | None, images: str | None,
+                     per_node: str | None, measure: str, mc_samples: int, breakdown: bool, threshold: float,
+                     labels_column: str, id_column: str | None) -> None:
+    """Metrics of CHECKPOINT on DATASET (a standard dataset's name, an ARFF file or a CSV / Parquet table;
+    for a model trained with train-images, an image table read as in training)."""
     import numpy as np
     import torch
 
@@ -399,8 +425,10 @@ def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | 
     from hmlearn.metrics import evaluate, per_node_table
     from hmlearn.objectives.uncertainty import uncertainty
 
-    model, _ = load_checkpoint(checkpoint)
-    if is_table(dataset):
+    model, metadata = load_checkpoint(checkpoint)
+    if model.encoder is not None:
+        data, pixels, train_Y = _image_split(model, metadata, dataset, images, split)
+    elif is_table(dataset):
         with _warnings_as_lines():
             data = read_table(dataset, labels_column, model.hierarchy, id_column)
         train_Y = None
@@ -413,10 +441,13 @@ def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | 
         raise HMLError(f"{dataset}: its hierarchy differs from the one {checkpoint} was trained on")
     if len(data) == 0:
         raise HMLError(f"{dataset}: no samples (the data section is empty); add one row per sample")
-    if data.n_features != model.standardizer.n_features:
+    if model.encoder is not None:
+        X = model.features(pixels)
+    elif data.n_features != model.standardizer.n_features:
         raise HMLError(f"{dataset}: {data.n_features} feature columns, the model was trained on "
                        f"{model.standardizer.n_features}")
-    X = model.standardizer.transform(data.X, source=dataset, feature_names=data.feature_names or None)
+    else:
+        X = model.standardizer.transform(data.X, source=dataset, feature_names=data.feature_names or None)
     members = model.member_probabilities(X, mc_samples, standardized=True)
     proba = model.predict_proba(X, mc_samples, standardized=True)
     metrics = evaluate(data.Y, proba, model.hierarchy, train_Y=train_Y, threshold=threshold)
@@ -443,19 +474,164 @@ def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | 
 
 @main.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="CSV or .parquet file.")
 @click.option("--threshold", type=float, default=0.5, show_default=True)
-def predict(checkpoint: str, input_path: str, out: str, threshold: float) -> None:
-    """Predict label paths for INPUT (ARFF, or CSV / Parquet of feature columns) into OUT."""
+@click.option("--images", type=click.Path(file_okay=False), default=None,
+              help="Image models, INPUT a table: the folder its image cells are relative to [the table's folder].")
+def predict(checkpoint: str, input_path: str, out: str, threshold: float, images: str | None) -> None:
+    """Predict label paths for INPUT into OUT.
+
+    INPUT: ARFF, or CSV / Parquet of feature columns; for a model trained with train-images, a
+    folder of images (every image below it) or a table with an image column.
+    """
     from hmlearn.checkpoint import load_checkpoint
     from hmlearn.predict_io import read_features, write_predictions
 
-    model, _ = load_checkpoint(checkpoint)
-    X, ids = read_features(input_path, model.standardizer.n_features, model.standardizer)
+    model, metadata = load_checkpoint(checkpoint)
+    if model.encoder is not None:
+        from hmlearn.data.images import list_images, load_pixels
+
+        reading = metadata.get("image_table", {})
+        paths, ids = list_images(input_path, images, reading.get("image_column"))
+        X = load_pixels(paths, model.config.image_size)
+    else:
+        X, ids = read_features(input_path, model.standardizer.n_features, model.standardizer)
     proba = model.predict_proba(X)
     write_predictions(out, ids, proba, model.hierarchy, threshold)
     click.echo(f"{len(X)} predictions written to {out}")
+
+
+# ---------------------------------------------------------------------------------- images
+def _image_table_options(images: str | None, hierarchy_file: str | None, labels_column: str | None,
+                         level_columns: str | None, image_column: str | None, split_column: str | None,
+                         separator: str | None, strict: bool) -> dict:
+    """read_image_table's keyword arguments from the command's options (those given)."""
+    options = {"images_dir": images, "hierarchy": hierarchy_file, "labels_column": labels_column,
+               "level_columns": [c.strip() for c in level_columns.split(",")] if level_columns else None,
+               "image_column": image_column, "split_column": split_column, "separator": separator,
+               "strict": strict or None}
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _image_split(model, metadata: dict, table: str, images: str | None, split: str):
+    """(ImageDataset, pixels, training labels or None) of ``split`` of an image table, read as in training."""
+    from hmlearn.data.images import image_splits, load_pixels, read_image_table
+
+    reading = dict(metadata.get("image_table", {}))
+    if images is not None:
+        reading["images_dir"] = images
+    if reading.get("hierarchy") is None or not str(reading["hierarchy"]).strip():
+        reading["hierarchy"] = model.hierarchy  # a label outside the model's hierarchy is an error naming its row
+    with _warnings_as_lines():
+        data = read_image_table(table, **reading)
+    splits = metadata.get("splits", {"test_fraction": 0.3, "valid_fraction": 0.0, "seed": 0})
+    parts = image_splits(data, splits["test_fraction"], splits["valid_fraction"], splits["seed"])
+    if split == "all":
+        chosen, train_Y = data, None
+    elif split in parts:
+        chosen, train_Y = parts[split], parts["train"].Y
+    else:
+        raise HMLError(f"{table}: no {split!r} split; choose from {', '.join([*parts, 'all'])}")
+    return chosen, load_pixels(chosen.paths, model.config.image_size, progress=True), train_Y
+
+
+@main.command("train-images")
+@click.argument("table", type=click.Path(dir_okay=False))
+@click.option("--images", type=click.Path(file_okay=False), default=None,
+              help="Folder the table's image cells are relative to [the table's folder].")
+@click.option("--encoder", type=click.Choice(ENCODERS), default="resnet50", show_default=True,
+              help="Image encoder feeding the heads (small-cnn: a small CNN for CPUs and tests).")
+@click.option("--encoder-weights", type=click.Path(dir_okay=False), default=None,
+              help="Local weights file for the encoder (torchvision .pth or hmlearn's) [random initialisation].")
+@click.option("--alpha", "encoder_alpha", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Suboptimal encoder: weights moved towards a random initialisation by alpha [0].")
+@click.option("--fine-tune/--frozen", "fine_tune", default=None, help="Train the encoder too [frozen].")
+@click.option("--encoder-lr", type=float, default=None, help="Fine-tuning learning rate of the encoder [--lr].")
+@click.option("--image-size", type=click.IntRange(min=8), default=None, show_default="224",
+              help="Images are resized (shorter side) and centre-cropped to this square size.")
+@click.option("--hierarchy", "hierarchy_file", type=click.Path(dir_okay=False), default=None,
+              help="Hierarchy file, one path per line [built from the labels]; needed for index-list labels.")
+@click.option("--labels-column", default=None, help="Column of label paths joined by ';' [labels, catami_*].")
+@click.option("--level-columns", default=None, help="Comma-separated level columns instead [level1, level2, ...].")
+@click.option("--image-column", default=None, help="Column naming the image file [image, file, path, ...].")
+@click.option("--split-column", default=None, help="Column naming each image's split [partition, split].")
+@click.option("--separator", default=None, help="Separator inside a label path [guessed].")
+@click.option("--strict", is_flag=True, help="Refuse a label listed without its ancestors.")
+@click.option("--test-fraction", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.3,
+              show_default=True, help="Without a split column: images held out for testing, stratified.")
+@click.option("--valid-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+              help="Without a split column: images held out for early stopping (with --patience).")
+@click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the stratified split.")
+@_training_options
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint path [runs/TABLE-ENCODER-seedN.ckpt].")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--resume", is_flag=True, help="Continue the unfinished run saved in OUT.state (see train --help).")
+@click.option("--save-every", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Save the training state to OUT.state every N epochs (0: never).")
+def train_images(table: str, images: str | None, hierarchy_file: str | None, labels_column: str | None,
+                 level_columns: str | None, image_column: str | None, split_column: str | None,
+                 separator: str | None, strict: bool, test_fraction: float, valid_fraction: float, split_seed: int,
+                 seed: int, device: str, out: str | None, quiet: bool, resume: bool, save_every: int,
+                 **overrides) -> None:
+    """Train the heads on images listed in TABLE (CSV / Parquet: one row per image, its labels).
+
+    Labels are hierarchy paths (several per image joined by ';'), one column per level, or
+    BenthicNet-style index lists into --hierarchy. The table's split column gives train / valid /
+    test; without one, a stratified split by --test-fraction. Images go through the encoder
+    (frozen: encoded once; --fine-tune: trained too) into the H heads. Defaults follow the
+    paper's image runs (METHOD.md section 11): 20 epochs, batch 128, learning rate 1e-3.
+    """
+    from pathlib import Path
+
+    from hmlearn.data.images import image_splits, load_pixels, read_image_table
+
+    reading = _image_table_options(images, hierarchy_file, labels_column, level_columns, image_column,
+                                   split_column, separator, strict)
+    with _warnings_as_lines():
+        data = read_image_table(table, **reading)
+    parts = image_splits(data, test_fraction, valid_fraction, split_seed)
+    from hmlearn.train import IMAGE_SETTINGS, TrainConfig  # torch: imported once the table is known to be good
+
+    config = TrainConfig().updated(**IMAGE_SETTINGS).updated(seed=seed, device=device, **overrides)
+    if config.encoder_weights is not None:
+        config = config.updated(encoder_weights=str(Path(config.encoder_weights).resolve()))
+    pixels = {name: load_pixels(part.paths, config.image_size, progress=not quiet) for name, part in parts.items()}
+    name = Path(table).stem
+    path = Path(out or f"runs/{name}-{config.encoder}-seed{seed}.ckpt")
+    valid = (pixels["valid"], parts["valid"].Y) if "valid" in parts else None
+    test = (pixels["test"], parts["test"].Y, f"test metrics ({len(parts['test'])} images):") if "test" in parts else None
+    metadata = {"dataset": str(table), "image_table": {k: str(v) if k in ("images_dir", "hierarchy") else v
+                                                       for k, v in reading.items()},
+                "splits": {"test_fraction": test_fraction, "valid_fraction": valid_fraction, "seed": split_seed}}
+    description = f"{len(parts['train'])} training images of {data!r}"
+    _train_and_save((pixels["train"], parts["train"].Y), data.hierarchy, config, path, valid, test, metadata,
+                    description, quiet, resume, save_every)
+
+
+@main.command("make-images")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--n", "n_images", type=click.IntRange(min=10), default=600, show_default=True, help="Images.")
+@click.option("--size", type=click.IntRange(min=16), default=32, show_default=True, help="Pixels per side.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--layout", type=click.Choice(["paths", "levels", "benthicnet"]), default="paths", show_default=True,
+              help="Table layout: label paths, one column per level, or BenthicNet index lists.")
+def make_images(out_dir: str, n_images: int, size: int, seed: int, layout: str) -> None:
+    """Write synthetic seafloor-like images with hierarchical, long-tailed labels into OUT_DIR.
+
+    Images under OUT_DIR/images, the table OUT_DIR/labels.csv (with a train / test partition) and
+    OUT_DIR/hierarchy.txt: ready for `hmlearn train-images OUT_DIR/labels.csv`.
+    """
+    from pathlib import Path
+
+    from hmlearn.data.synthetic_images import write_synthetic_images
+
+    table = write_synthetic_images(out_dir, n_images, size, seed, layout)
+    images = " --images " + str(Path(out_dir) / "images") if layout == "benthicnet" else ""
+    click.echo(f"{n_images} images of {size} x {size} pixels; table: {table}\n"
+               f"train with: hmlearn train-images {table}{images} --hierarchy {Path(out_dir) / 'hierarchy.txt'} "
+               f"--encoder small-cnn --image-size {size}")
 
 
 # ---------------------------------------------------------------------------------- sweeps

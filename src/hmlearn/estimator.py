@@ -21,7 +21,8 @@ class HMCClassifier(ClassifierMixin, BaseEstimator):
     The constructor only stores parameters (the fields of :class:`hmlearn.train.TrainConfig`);
     ``fit`` validates and trains. Fitted attributes end in ``_``: ``model_``, ``hierarchy_``,
     ``n_features_in_``. Features may contain NaN (mean-imputed, then standardised, both fitted
-    on the ``fit`` data).
+    on the ``fit`` data). With ``encoder`` set, X is (S, 3, image_size, image_size) uint8 images
+    instead, fed through that image encoder (nn/encoders.py), frozen unless ``fine_tune``.
     """
 
     def __init__(
@@ -55,6 +56,13 @@ class HMCClassifier(ClassifierMixin, BaseEstimator):
         mcm_method: str = "auto",
         device: str = "cpu",
         threads: int | None = None,
+        encoder: str | None = None,
+        encoder_weights: str | None = None,
+        encoder_alpha: float = 0.0,
+        fine_tune: bool = False,
+        image_size: int = 224,
+        encoder_lr: float | None = None,
+        train_fraction: float = 1.0,
         threshold: float = 0.5,
         progress: bool = False,
     ) -> None:
@@ -87,6 +95,13 @@ class HMCClassifier(ClassifierMixin, BaseEstimator):
         self.mcm_method = mcm_method
         self.device = device
         self.threads = threads
+        self.encoder = encoder
+        self.encoder_weights = encoder_weights
+        self.encoder_alpha = encoder_alpha
+        self.fine_tune = fine_tune
+        self.image_size = image_size
+        self.encoder_lr = encoder_lr
+        self.train_fraction = train_fraction
         self.threshold = threshold
         self.progress = progress
 
@@ -102,22 +117,22 @@ class HMCClassifier(ClassifierMixin, BaseEstimator):
 
         Label sets are closed upwards (ancestors of a positive node become positive).
         """
-        X = _features(X)
+        X = _features(X, self.encoder)
         Y = _labels(Y, hierarchy, len(X))
         valid = (None, None)
         if X_valid is not None and Y_valid is not None:
-            valid = (_features(X_valid), _labels(Y_valid, hierarchy, len(X_valid)))
+            valid = (_features(X_valid, self.encoder), _labels(Y_valid, hierarchy, len(X_valid)))
         config = TrainConfig().updated(**{k: v for k, v in self.get_params().items() if k in TrainConfig.__annotations__})
         self.model_: HMCModel = fit(X, Y, hierarchy, config, *valid, progress=self.progress)
         self.hierarchy_ = hierarchy
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_ = self.model_.standardizer.n_features
         self.classes_ = np.array(hierarchy.nodes)
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """(S, N) coherent probabilities (no child above its parent)."""
         self._check_fitted()
-        return self.model_.predict_proba(_features(X))
+        return self.model_.predict_proba(_features(X, self.model_.config.encoder))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """(S, N) bool predictions at ``threshold``; closed upwards because the probabilities are coherent."""
@@ -134,7 +149,9 @@ class HMCClassifier(ClassifierMixin, BaseEstimator):
             raise HMLError("this HMCClassifier is not fitted yet; call fit(X, Y, hierarchy) first")
 
 
-def _features(X) -> np.ndarray:
+def _features(X, encoder: str | None = None) -> np.ndarray:
+    if encoder is not None:  # images, kept as they are (uint8): fit and the encoder check them
+        return np.asarray(X)
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2:
         raise HMLError(f"X must be 2-D (samples, features); got shape {X.shape}")

@@ -8,6 +8,15 @@ without improvement (for users' data); without one it trains for ``epochs`` and 
 weights (the benchmark protocol: train on train + valid, evaluate on test). With a state file it
 saves everything needed to continue after each epoch, and a resumed run ends bit-identical (on
 the CPU) to one that was never interrupted.
+
+Images (``config.encoder`` set, METHOD.md section 11): X is (S, 3, H, W) pixels and an image
+encoder (nn/encoders.py) turns them into features for the same heads. Frozen (the default), the
+images are encoded once in eval mode and training is exactly the tabular path on those features.
+Fine-tuned, the encoder sits in the graph, in train mode (BatchNorm on batch statistics), and Adam
+trains it too, at ``encoder_lr``; its features are standardised with the statistics of the initial
+encoder's features as training sees them, batch statistics included (a random encoder's untrained
+running statistics give features a hundred times smaller: standardised with those, the first
+batches would saturate every sigmoid).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from hmlearn.data.preprocessing import Standardizer
 from hmlearn.errors import HMLError, TrainingDiverged, TrainingInterrupted
 from hmlearn.hierarchy import Hierarchy
 from hmlearn.nn.constraint import MaxConstraint
+from hmlearn.nn.encoders import ImageEncoder, build_encoder, check_images, encode_images
 from hmlearn.nn.heads import HeadsMLP
 from hmlearn.objectives.rare_node import Objective
 from hmlearn.objectives.weights import NodeWeights
@@ -67,12 +77,41 @@ class TrainConfig:
     patience: int | None = None  # early stopping on validation AU(PRC), when a validation split is given
     mcm_method: str = "auto"
     device: str = "cpu"
-    threads: int | None = None  # torch CPU threads during training; None: 1 for batches <= 32, else torch's default
+    threads: int | None = None  # torch CPU threads during training; None: 1 for batches <= 32 through the heads,
+    # else (and while encoding or fine-tuning images) torch's default
+    encoder: str | None = None  # images: an nn/encoders.py ENCODERS name; None: tabular features
+    encoder_weights: str | None = None  # local weights file the encoder started from (provenance: the trained
+    # encoder is in the checkpoint); None: random initialisation drawn with ``seed``
+    encoder_alpha: float = 0.0  # suboptimal encoder: (1 - alpha) * weights + alpha * random init (drawn with seed)
+    fine_tune: bool = False  # train the encoder too; False: frozen, images encoded once
+    image_size: int = 224  # images are image_size x image_size pixels
+    encoder_lr: float | None = None  # the encoder's learning rate when fine-tuning; None: lr
+    train_fraction: float = 1.0  # limited-data runs: train on this fraction of the training rows, stratified on
+    # the hierarchy (data/splitting.training_fraction, drawn with seed); node weights come from those rows
 
     def updated(self, **changes) -> TrainConfig:
         """A copy with ``changes`` applied; unknown names and ``None`` values are ignored."""
         known = {f.name for f in fields(self)}
         return replace(self, **{k: v for k, v in changes.items() if k in known and v is not None})
+
+
+IMAGE_FIELDS = ("encoder", "encoder_weights", "encoder_alpha", "fine_tune", "image_size", "encoder_lr")
+"""The image fields of TrainConfig: at their defaults in every tabular run (and absent from configs saved
+before them)."""
+IMAGE_SETTINGS = {"epochs": 20, "batch_size": 128, "lr": 1e-3}
+"""The paper's image runs (METHOD.md section 11): the defaults of image training, where no dataset has
+published settings."""
+LATER_FIELDS = (*IMAGE_FIELDS, "train_fraction")
+"""Fields added after results were first stored: left out of :func:`config_record` at their defaults, so the
+keys of cells stored before them (hashes of the config) stay the same."""
+
+
+def config_record(config: TrainConfig) -> dict:
+    """The config as a plain dict for results and keys: every field, except, in a tabular config (no
+    encoder), LATER_FIELDS at their defaults."""
+    defaults = vars(TrainConfig())
+    return {name: value for name, value in vars(config).items()
+            if config.encoder is not None or name not in LATER_FIELDS or value != defaults[name]}
 
 
 @dataclass(frozen=True)
@@ -142,13 +181,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 class HMCModel:
-    """A trained predictor: standardizer + heads + max constraint, over one hierarchy."""
+    """A trained predictor: [image encoder] + standardizer + heads + max constraint, over one hierarchy."""
 
-    def __init__(self, network: HeadsMLP, hierarchy: Hierarchy, standardizer: Standardizer, config: TrainConfig):
+    def __init__(self, network: HeadsMLP, hierarchy: Hierarchy, standardizer: Standardizer, config: TrainConfig,
+                 encoder: ImageEncoder | None = None):
         self.network = network
         self.hierarchy = hierarchy
         self.standardizer = standardizer
         self.config = config
+        self.encoder = encoder
         self.constraint = MaxConstraint(hierarchy, config.mcm_method).to(next(network.parameters()).device)
         self.history: list[dict] = []
 
@@ -156,15 +197,26 @@ class HMCModel:
     def device(self) -> torch.device:
         return next(self.network.parameters()).device
 
+    def features(self, X: np.ndarray, standardized: bool = False) -> np.ndarray:
+        """(S, F) standardised features of (S, F) raw features, or of (S, 3, H, W) images through the encoder."""
+        if np.ndim(X) == 4:
+            if self.encoder is None:
+                raise HMLError(f"got images of shape {X.shape}, but this model has no image encoder: it takes "
+                               f"(samples, {self.standardizer.n_features}) features")
+            return self.standardizer.transform(encode_images(self.encoder, X))
+        return X if standardized else self.standardizer.transform(X)
+
     @torch.no_grad()
     def member_probabilities(self, X: np.ndarray, mc_samples: int = 0, batch_size: int = 4096,
                              standardized: bool = False) -> np.ndarray:
         """(M, S, N) sigmoid outputs of every ensemble member, before the MCM.
 
         Members are the H heads, or with ``mc_samples = T > 0`` the H x T passes with dropout
-        kept on (MC-dropout: a cheap ensemble from one trained network).
+        kept on (MC-dropout: a cheap ensemble from one trained network; the encoder stays in eval
+        mode). ``X``: (S, F) raw features (standardised ones with ``standardized``), or for a model
+        with an encoder (S, 3, H, W) images, or the encoder's (S, D) raw features.
         """
-        features = X if standardized else self.standardizer.transform(X)
+        features = self.features(X, standardized)
         passes = max(mc_samples, 1)
         self.network.train(mc_samples > 0)
         chunks = []
@@ -177,7 +229,8 @@ class HMCModel:
         return torch.cat(chunks, dim=1).numpy()
 
     def predict_proba(self, X: np.ndarray, mc_samples: int = 0, standardized: bool = False) -> np.ndarray:
-        """(S, F) raw features -> (S, N) coherent probabilities: the mean over members of MCM(sigmoid)."""
+        """(S, F) raw features or (S, 3, H, W) images -> (S, N) coherent probabilities: the mean over
+        members of MCM(sigmoid)."""
         members = torch.from_numpy(self.member_probabilities(X, mc_samples, standardized=standardized))
         M, S, N = members.shape
         with torch.no_grad():
@@ -203,6 +256,9 @@ def fit(
 ) -> HMCModel:
     """Train H C-HMCNN heads on (X, Y); Y is (S, N) bool aligned with ``hierarchy.nodes``.
 
+    X is (S, F) features, or with ``config.encoder`` (S, 3, image_size, image_size) uint8 images
+    (X_valid likewise); the returned model then predicts from images.
+
     With ``state_path`` the training state (weights, optimizer, random generators, history, best
     validation epoch, config, data fingerprint; checkpoint.training_state) is written there
     atomically after every ``save_every`` epochs and after the last one, and left there. With
@@ -214,9 +270,14 @@ def fit(
     KeyboardInterrupt); a non-finite loss raises TrainingDiverged and leaves the state of the last
     completed epoch as it is, to resume from with a lower learning rate.
     """
-    _check_training_data(X, Y, hierarchy)
+    _check_training_data(X, Y, hierarchy, config, X_valid)
     if save_every < 1:
         raise HMLError(f"save_every must be at least 1 epoch, got {save_every}")
+    if config.train_fraction != 1.0:  # limited data: everything below sees only the kept rows
+        from hmlearn.data.splitting import training_fraction
+
+        kept = training_fraction(Y, hierarchy, config.train_fraction, config.seed)
+        X, Y = X[kept], Y[kept]
     saved, fingerprint = None, ""
     if state_path is not None:
         fingerprint = data_fingerprint(X, Y, hierarchy, X_valid, Y_valid)
@@ -226,23 +287,41 @@ def fit(
             Path(state_path).unlink(missing_ok=True)
     device = resolve_device(config.device)
     previous_threads = torch.get_num_threads()
-    threads = config.threads or (1 if config.batch_size <= 32 else previous_threads)
-    torch.set_num_threads(threads)  # small batches: thread hand-offs cost more than they save
+    torch.set_num_threads(config.threads or previous_threads)
     try:
+        # Images go through an encoder. Frozen, they are encoded once here and the rest is the tabular path.
+        encoder = None if config.encoder is None else _image_encoder(config, saved).to(device)
+        features, valid_features = X, X_valid  # what the heads train on and are validated with
+        if encoder is not None and not config.fine_tune:
+            features = encode_images(encoder, X, progress=progress)
+            if X_valid is not None:
+                valid_features = encode_images(encoder, X_valid, progress=progress, desc="encode valid")
+        if config.threads is None and config.batch_size <= 32 and not config.fine_tune:
+            torch.set_num_threads(1)  # small batches through the heads: thread hand-offs cost more than they save
         torch.manual_seed(config.seed)
         generator = torch.Generator().manual_seed(config.seed)
-        standardizer = Standardizer.fit(X)
+        if not config.fine_tune:
+            standardizer = Standardizer.fit(features)
+        elif saved is not None:  # fitted on the features of the encoder before it was trained
+            standardizer = Standardizer(**{k: v.numpy() for k, v in saved["standardizer"].items()})
+        else:
+            standardizer = Standardizer.fit(encode_images(encoder, X, config.batch_size, progress,
+                                                          batch_statistics=True))
         rows = _training_rows(Y, hierarchy, config)
-        x_all = torch.from_numpy(standardizer.transform(X[rows])).to(device)
+        if config.fine_tune:  # the images themselves: the encoder is part of the graph
+            x_all = torch.from_numpy(np.ascontiguousarray(X[rows])).to(device)
+        else:
+            x_all = torch.from_numpy(standardizer.transform(features[rows])).to(device)
         y_all = torch.from_numpy(np.asarray(Y[rows], dtype=np.float32)).to(device)
         w_all = _sample_weights(Y[rows], hierarchy, config, device)
         network = HeadsMLP(
-            X.shape[1], len(hierarchy), config.hidden_dim, config.num_layers, config.dropout,
+            standardizer.n_features, len(hierarchy), config.hidden_dim, config.num_layers, config.dropout,
             config.activation, config.heads,
         ).to(device)
-        model = HMCModel(network, hierarchy, standardizer, config)
+        model = HMCModel(network, hierarchy, standardizer, config, encoder)
+        trained = FineTuned(encoder, standardizer, network).to(device) if config.fine_tune else network
         objective = build_objective(config, model.constraint, Y, hierarchy)
-        optimizer = _adam(network, config)
+        optimizer = _adam(_param_groups(model, config), config)
         validate = X_valid is not None and Y_valid is not None
         best = (-np.inf, None, 0)  # (score, state, epoch)
         start = 0 if saved is None else _restore(saved, model, optimizer, generator)
@@ -254,15 +333,15 @@ def fit(
         try:
             for epoch in bar:
                 started = time.perf_counter()
-                loss = _train_epoch(network, objective, optimizer, x_all, y_all, w_all, config.batch_size, generator,
+                loss = _train_epoch(trained, objective, optimizer, x_all, y_all, w_all, config.batch_size, generator,
                                     epoch)
                 record = {"epoch": epoch + 1, "loss": loss, "seconds": time.perf_counter() - started}
                 if validate:
                     from hmlearn.metrics import au_prc
 
-                    record["valid_au_prc"] = au_prc(Y_valid, model.predict_proba(X_valid), hierarchy)
+                    record["valid_au_prc"] = au_prc(Y_valid, model.predict_proba(valid_features), hierarchy)
                     if record["valid_au_prc"] > best[0]:
-                        best = (record["valid_au_prc"], copy.deepcopy(network.state_dict()), epoch + 1)
+                        best = (record["valid_au_prc"], copy.deepcopy(trained.state_dict()), epoch + 1)
                     elif config.patience is not None and epoch + 1 - best[2] >= config.patience:
                         model.history.append(record)
                         break  # not saved: a resume repeats this epoch and stops here again
@@ -294,14 +373,14 @@ def fit(
             raise TrainingInterrupted(f"interrupted at epoch {running}; {kept}", running, state_path,
                                       saved_epoch) from None
         if validate and best[1] is not None:
-            network.load_state_dict(best[1])
-        network.eval()
+            trained.load_state_dict(best[1])
+        trained.eval()
         return model
     finally:
         torch.set_num_threads(previous_threads)
 
 
-RESUMABLE_CHANGES = ("epochs", "patience", "lr", "device", "threads")
+RESUMABLE_CHANGES = ("epochs", "patience", "lr", "encoder_lr", "device", "threads")
 """Config fields a resumed run may change: more or fewer epochs, a lower learning rate after a
 diverged loss, another device or thread count (the last three end bit-identity, not correctness)."""
 
@@ -321,11 +400,15 @@ def data_fingerprint(X: np.ndarray, Y: np.ndarray, hierarchy: Hierarchy, X_valid
 
 
 def config_differences(saved: dict, config: TrainConfig, ignore: tuple[str, ...] = ()) -> list[str]:
-    """'name: saved X, now Y' for each field of ``config`` that differs from ``saved`` (a config as a dict)."""
+    """'name: saved X, now Y' for each field of ``config`` that differs from ``saved`` (a config as a dict).
+
+    A field ``saved`` lacks (written before the field existed) counts as its default.
+    """
+    defaults = vars(TrainConfig())
     return [
-        f"{name}: saved {saved.get(name, '(missing)')!r}, now {value!r}"
+        f"{name}: saved {saved.get(name, defaults[name])!r}, now {value!r}"
         for name, value in vars(config).items()
-        if name not in ignore and saved.get(name, "(missing)") != value
+        if name not in ignore and saved.get(name, defaults[name]) != value
     ]
 
 
@@ -350,10 +433,10 @@ def _saved_state(path: str | Path, config: TrainConfig, fingerprint: str) -> dic
 
 def _restore(state: dict, model: HMCModel, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> int:
     """Put a saved training state back into fit's objects; returns the number of completed epochs."""
-    model.network.load_state_dict(state["state"])
+    model.network.load_state_dict(state["state"])  # the encoder was restored when it was built
     optimizer.load_state_dict(state["optimizer"])
-    for group in optimizer.param_groups:
-        group["lr"] = model.config.lr  # a resume may lower the learning rate
+    for group, wanted in zip(optimizer.param_groups, _param_groups(model, model.config)):
+        group["lr"] = wanted["lr"]  # a resume may lower the learning rate
     generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"] is not None and model.device.type == "cuda":
@@ -428,16 +511,60 @@ def _train_epoch(
     return float(total) / max(steps, 1)
 
 
-def _adam(network: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def _param_groups(model: HMCModel, config: TrainConfig) -> list[dict]:
+    """What Adam trains: the heads at ``lr``, and a fine-tuned encoder at ``encoder_lr`` (default ``lr``)."""
+    groups = [{"params": list(model.network.parameters()), "lr": config.lr}]
+    if config.fine_tune:
+        groups.append({"params": list(model.encoder.parameters()), "lr": config.lr if config.encoder_lr is None else config.encoder_lr})
+    return groups
+
+
+def _adam(groups: list[dict], config: TrainConfig) -> torch.optim.Optimizer:
     """Adam, fused into one kernel where this torch supports it (about 3x faster steps at batch 4)."""
     try:
-        return torch.optim.Adam(network.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+        return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay, fused=True)
     except (RuntimeError, TypeError):
-        return torch.optim.Adam(network.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+        return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
 
 
-def _check_training_data(X: np.ndarray, Y: np.ndarray, hierarchy: Hierarchy) -> None:
-    if X.ndim != 2 or Y.ndim != 2:
+class FineTuned(torch.nn.Module):
+    """(B, 3, H, W) images -> encoder -> standardise -> heads -> (H, B, N) logits: what fine-tuning trains.
+
+    The standardisation is the Standardizer's (fitted on the initial features; finite features
+    need no imputation) as torch ops, so gradients reach the encoder.
+    """
+
+    def __init__(self, encoder: ImageEncoder, standardizer: Standardizer, heads: HeadsMLP) -> None:
+        super().__init__()
+        self.encoder, self.heads = encoder, heads
+        self.register_buffer("center", torch.tensor(standardizer.center, dtype=torch.float32), persistent=False)
+        self.register_buffer("scale", torch.tensor(standardizer.scale, dtype=torch.float32), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.heads((self.encoder(images) - self.center) / self.scale)
+
+
+def _image_encoder(config: TrainConfig, saved: dict | None) -> ImageEncoder:
+    """The encoder to train with: from its weights file, or as saved in the state being resumed (no file needed)."""
+    if saved is None:
+        return build_encoder(config.encoder, config.image_size, config.encoder_weights, config.encoder_alpha,
+                             config.seed)
+    encoder = build_encoder(config.encoder, config.image_size, seed=config.seed)
+    encoder.load_state_dict(saved["encoder"])
+    return encoder
+
+
+def _check_training_data(X: np.ndarray, Y: np.ndarray, hierarchy: Hierarchy, config: TrainConfig,
+                         X_valid: np.ndarray | None = None) -> None:
+    if config.encoder is not None:
+        check_images(X, config.image_size, "training images")
+        if X_valid is not None:
+            check_images(X_valid, config.image_size, "validation images")
+    elif config.fine_tune or config.encoder_weights is not None or config.encoder_alpha:
+        raise HMLError("fine_tune, encoder_weights and encoder_alpha apply to an image encoder; set encoder")
+    elif X.ndim == 4:
+        raise HMLError(f"X has shape {X.shape}: images need an image encoder (set encoder)")
+    if (X.ndim != 2 and config.encoder is None) or Y.ndim != 2:
         raise HMLError(f"X must be (samples, features) and Y (samples, nodes); got {X.shape} and {Y.shape}")
     if len(X) == 0:
         raise HMLError("the training split is empty")

@@ -27,10 +27,10 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hmlearn.errors import HMLError
-from hmlearn.experiments.spec import Cell, SweepSpec, expand, is_path, split_files
+from hmlearn.experiments.spec import IMAGE_LOCATION, Cell, ImageData, SweepSpec, expand, is_path, split_files
 from hmlearn.experiments.store import ResultStore
 
 EXECUTORS = ("sequential", "process", "ray")
@@ -49,7 +49,9 @@ def load_cell_data(dataset: str) -> tuple:
     from hmlearn.data.registry import get_spec
     from hmlearn.data.store import load_dataset
 
-    if is_path(dataset):
+    if dataset.startswith(IMAGE_LOCATION):
+        entry = _image_cell_data(ImageData.model_validate_json(dataset.removeprefix(IMAGE_LOCATION)))
+    elif is_path(dataset):
         files = split_files(dataset)
         parts = {split: load_dataset(path) for split, path in files.items()}
         for split, part in parts.items():
@@ -69,6 +71,28 @@ def load_cell_data(dataset: str) -> tuple:
     while len(_data_cache) > _DATA_CACHE_SIZE:
         _data_cache.popitem(last=False)
     return entry
+
+
+class PixelSplit(NamedTuple):
+    """One split of an image dataset as a cell trains on it: (S, 3, size, size) uint8 pixels and labels."""
+
+    X: Any
+    Y: Any
+    hierarchy: Any
+
+
+def _image_cell_data(entry: ImageData) -> tuple:
+    """(train, test, settings, outputs) of an image dataset entry: read, split and decoded as train-images does."""
+    from hmlearn.data.images import image_splits, load_pixels, read_image_table
+    from hmlearn.experiments.spec import image_settings
+
+    data = read_image_table(entry.table, **entry.reading())
+    parts = image_splits(data, entry.test_fraction, 0.0, entry.split_seed)
+    if "test" not in parts:
+        raise HMLError(f"{entry.table}: no test images (the split column has no 'test' rows)")
+    train, test = (PixelSplit(load_pixels(parts[s].paths, entry.image_size), parts[s].Y, data.hierarchy)
+                   for s in ("train", "test"))
+    return (train, test, *image_settings(entry))
 
 
 def pr_curve(Y, P, hierarchy, points: int = PR_CURVE_POINTS) -> dict[str, list[float]]:
@@ -116,7 +140,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     torch.set_num_threads(cell.threads)  # prediction too: one thread count, one result
     try:
         from hmlearn.metrics import evaluate, per_node_table, recall_by_depth, recall_by_frequency
-        from hmlearn.train import fit, preset_config
+        from hmlearn.train import config_record, fit, preset_config
 
         train, test, published, n_outputs = load_cell_data(cell.location)
         with contextlib.suppress(ImportError):  # imported by torch in the first fit (1-2 s), which is no
@@ -124,7 +148,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         started = time.perf_counter()  # seconds: training and evaluation, not loading the data
         config = preset_config(published, cell.preset, n_outputs, seed=cell.seed, threads=cell.threads,
                                **cell.overrides)
-        row["config"] = {**vars(config), "preset": cell.preset}
+        row["config"] = {**config_record(config), "preset": cell.preset}
         model = fit(train.X, train.Y, train.hierarchy, config, progress=False)
         proba = model.predict_proba(test.X)
         hierarchy = train.hierarchy

@@ -14,6 +14,23 @@
         node_weights: class-wise
         omega: [0.25, 0.5]          # a list is a grid: "weights (omega=0.25)", "weights (omega=0.5)"
 
+An image dataset (METHOD.md section 11) is a mapping in ``datasets``: a table of images and their
+labels (data/images.py), read and split as ``hmlearn train-images`` does::
+
+    datasets:
+      - name: seafloor              # its name in tables and keys
+        table: seafloor/labels.csv  # relative paths: from the spec's folder
+        images: seafloor            # the folder the image cells are relative to [the table's]
+        hierarchy: seafloor/hierarchy.txt
+        image_size: 32
+    methods:
+      plain: {encoder: small-cnn}
+      weights: {encoder: small-cnn, node_weights: class-wise, train_fraction: [0.1, 1.0]}
+
+Image cells start from the paper's image settings (train.IMAGE_SETTINGS, encoder resnet50) and
+ignore the preset; the methods set the encoder, its weights, alpha, fine-tuning, the training
+fraction and the rest.
+
 A cell is one (dataset, method label, seed); its key is the SHA-256 of the canonical JSON of
 its dataset, method label and full resolved TrainConfig (seed included, plus the preset), which
 is what the results store is keyed by (experiments/store.py). Every mistake is one
@@ -56,6 +73,10 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "scheduler_power": (0.0, math.inf, False, False),
     "mixed_lambda": (0.0, 1.0, True, True),
     "lr": (0.0, math.inf, False, False),
+    "encoder_lr": (0.0, math.inf, False, False),
+    "encoder_alpha": (0.0, 1.0, True, True),
+    "image_size": (8, math.inf, True, False),
+    "train_fraction": (0.0, 1.0, False, True),
     "weight_decay": (0.0, math.inf, True, False),
 }
 
@@ -67,6 +88,7 @@ class SpecError(HMLError):
 def _choices() -> dict[str, tuple[str, ...]]:
     """Allowed values of the TrainConfig options that name a variant (imports torch: called lazily)."""
     from hmlearn.nn.constraint import METHODS as MCM_METHODS
+    from hmlearn.nn.encoders import ENCODERS
     from hmlearn.nn.heads import ACTIVATIONS
     from hmlearn.objectives.rare_node import OBJECTIVES, SCHEDULERS
     from hmlearn.objectives.uncertainty import MEASURES
@@ -81,6 +103,7 @@ def _choices() -> dict[str, tuple[str, ...]]:
         "resample": ("hierarchical",),
         "sample_weights": ("inverse-frequency",),
         "mcm_method": ("auto", *MCM_METHODS),
+        "encoder": tuple(ENCODERS),
     }
 
 
@@ -207,6 +230,38 @@ def method_grid(label: str, options: dict[str, Any]) -> list[tuple[str, dict[str
     return grid
 
 
+class ImageData(BaseModel):
+    """An image dataset entry of a spec: what ``hmlearn train-images`` is told on its command line."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    table: str
+    images: str | None = None
+    hierarchy: str | None = None
+    labels_column: str | None = None
+    level_columns: list[str] | None = None
+    image_column: str | None = None
+    split_column: str | None = None
+    separator: str | None = None
+    image_size: int = Field(default=224, ge=8, strict=True)
+    test_fraction: float = Field(default=0.3, gt=0.0, lt=1.0)
+    split_seed: int = Field(default=0, ge=0, strict=True)
+
+    def resolved(self, folder: Path) -> ImageData:
+        """This entry with its relative paths read from ``folder`` (the spec's)."""
+        paths = {key: str(folder / value) for key in ("table", "images", "hierarchy")
+                 if (value := getattr(self, key)) is not None}
+        return self.model_copy(update=paths)
+
+    def reading(self) -> dict[str, Any]:
+        """read_image_table's keyword arguments."""
+        options = {"images_dir": self.images, "hierarchy": self.hierarchy, "labels_column": self.labels_column,
+                   "level_columns": self.level_columns, "image_column": self.image_column,
+                   "split_column": self.split_column, "separator": self.separator}
+        return {k: v for k, v in options.items() if v is not None}
+
+
 class SweepSpec(BaseModel):
     """A validated sweep spec. Build one with :func:`load_spec` (a YAML file) or :func:`parse_spec` (a dict)."""
 
@@ -214,7 +269,7 @@ class SweepSpec(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     preset: Literal["paper", "medium", "fast"] = "medium"
-    datasets: list[str] = Field(min_length=1)
+    datasets: list[str | ImageData] = Field(min_length=1)
     seeds: list[typing.Annotated[int, Field(strict=True, ge=0)]] = Field(default=[0], min_length=1)
     methods: dict[str, Any] = Field(min_length=1)
     threads_per_cell: int = Field(default=1, ge=1, strict=True)
@@ -234,13 +289,38 @@ class SweepSpec(BaseModel):
             return methods  # pydantic says it is not a mapping
         return check_methods(methods)  # SpecError is not a ValueError: it passes through pydantic as it is
 
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _image_entries(cls, datasets: Any) -> Any:
+        """Mappings become ImageData here, so a mistake in one is named by its own key path."""
+        if not isinstance(datasets, list):
+            return datasets
+        entries = []
+        for i, entry in enumerate(datasets):
+            if isinstance(entry, dict):
+                fields = list(ImageData.model_fields)
+                for key in entry:
+                    if key not in fields:
+                        _fail(f"datasets[{i}].{key}", f"unknown key{_suggest(str(key), fields)}; an image dataset "
+                              f"has {', '.join(fields)}")
+                try:
+                    entry = ImageData(**entry)
+                except ValidationError as error:
+                    first = error.errors()[0]
+                    _fail(f"datasets[{i}].{_location(first['loc'])}", _message(first))
+            entries.append(entry)
+        return entries
+
     @field_validator("datasets")
     @classmethod
-    def _datasets(cls, datasets: list[str]) -> list[str]:
+    def _datasets(cls, datasets: list[str | ImageData]) -> list[str | ImageData]:
         from hmlearn.data.registry import DATASETS, get_spec
 
-        checked = []
+        checked: list[str | ImageData] = []
         for i, entry in enumerate(datasets):
+            if isinstance(entry, ImageData):
+                checked.append(entry)
+                continue
             if entry in FAMILIES or is_path(entry):
                 checked.append(entry)
                 continue
@@ -251,8 +331,9 @@ class SweepSpec(BaseModel):
                     f"; use a standard dataset's name, {', '.join(FAMILIES)}, or the path of a *train*.arff file"
                 )
                 _fail(f"datasets[{i}]", f"unknown dataset {entry!r}{hint}")
-        if len(set(checked)) != len(checked):
-            raise ValueError(f"a dataset is listed twice: {checked}")
+        names = [entry.name if isinstance(entry, ImageData) else entry for entry in checked]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a dataset is listed twice: {names}")
         return checked
 
     @property
@@ -395,12 +476,15 @@ def local_datasets(family: str) -> list[str]:
             if spec.family == family and all(locate(spec, split) for split in spec.splits)]
 
 
-def resolve_datasets(spec: SweepSpec) -> list[str]:
+def resolve_datasets(spec: SweepSpec) -> list[str | ImageData]:
     """The spec's datasets with family keywords replaced by the matching datasets found locally."""
     from hmlearn.data.store import data_roots
 
-    resolved: list[str] = []
+    resolved: list[str | ImageData] = []
     for entry in spec.datasets:
+        if isinstance(entry, ImageData):
+            resolved.append(entry)
+            continue
         names = local_datasets(entry) if entry in FAMILIES else [entry]
         if not names:
             looked = ", ".join(str(root) for root in data_roots())
@@ -458,11 +542,11 @@ def published_settings(dataset: str) -> tuple[dict, int]:
 def cell_config(dataset: str, preset: str, overrides: dict[str, Any], seed: int, threads: int,
                 published: tuple[dict, int] | None = None) -> dict[str, Any]:
     """The full TrainConfig of a cell, as a dict, plus ``preset``."""
-    from hmlearn.train import preset_config
+    from hmlearn.train import config_record, preset_config
 
     settings, n_outputs = published if published is not None else published_settings(dataset)
     config = preset_config(settings, preset, n_outputs, seed=seed, threads=threads, **overrides)
-    return {**vars(config), "preset": preset}
+    return {**config_record(config), "preset": preset}
 
 
 def expand(spec: SweepSpec) -> list[Cell]:
@@ -471,12 +555,31 @@ def expand(spec: SweepSpec) -> list[Cell]:
 
     folder = Path(spec.source).parent if spec.source != "<spec>" else Path()
     cells = []
-    for dataset in resolve_datasets(spec):
-        location = str(folder / dataset) if is_path(dataset) else dataset  # an absolute path stays as it is
-        published = published_settings(location)
+    for entry in resolve_datasets(spec):
+        if isinstance(entry, ImageData):
+            dataset, preset = entry.name, "paper"  # image settings are the paper's image runs', whatever the preset
+            location = IMAGE_LOCATION + entry.resolved(folder).model_dump_json(exclude_none=True)
+            published = image_settings(entry)
+        else:
+            dataset, preset = entry, spec.preset
+            location = str(folder / dataset) if is_path(dataset) else dataset  # an absolute path stays as it is
+            published = published_settings(location)
         for method, overrides in spec.method_variants():
+            if isinstance(entry, ImageData) and overrides.get("encoder_weights"):
+                overrides = {**overrides, "encoder_weights": str(folder / overrides["encoder_weights"])}
             for seed in spec.seeds:
-                config = cell_config(location, spec.preset, overrides, seed, spec.threads_per_cell, published)
-                cells.append(Cell(spec.name, dataset, method, overrides, seed, spec.preset, spec.threads_per_cell,
+                config = cell_config(location, preset, overrides, seed, spec.threads_per_cell, published)
+                cells.append(Cell(spec.name, dataset, method, overrides, seed, preset, spec.threads_per_cell,
                                   config, cell_key(dataset, method, config), location))
     return cells
+
+
+IMAGE_LOCATION = "images:"
+"""Prefix of a cell location that holds an image dataset entry (as JSON) rather than a dataset name or file."""
+
+
+def image_settings(entry: ImageData) -> tuple[dict, int]:
+    """(settings, network outputs) of an image dataset: the paper's image runs, ResNet-50, the entry's size."""
+    from hmlearn.train import IMAGE_SETTINGS
+
+    return {**IMAGE_SETTINGS, "encoder": "resnet50", "image_size": entry.image_size}, 0
