@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python bench/mcm_speed.py
+	$(BIN)/python bench/suite.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -72,8 +72,11 @@ def load_hierarchy(path: Path) -> tuple[Hierarchy, str]:
     return header_hierarchy(path), "header line (bench fallback)"
 
 
-def available_bytes() -> float:
-    """MemAvailable from /proc/meminfo (Linux); infinity where unknown."""
+def available_bytes(device: str | torch.device = "cpu") -> float:
+    """Free memory where the tensors live: the GPU's free memory on CUDA, else MemAvailable
+    from /proc/meminfo (Linux); infinity where unknown."""
+    if torch.device(device).type == "cuda":
+        return float(torch.cuda.mem_get_info(torch.device(device))[0])
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
@@ -101,6 +104,32 @@ def extra_memory_bytes(module: MaxConstraint, batch: int, itemsize: int) -> floa
     return batch * n * (2 * itemsize + 2 * 8) + batch * widest * (2 * itemsize + 2 * 8 + 1)
 
 
+def make_step(module: MaxConstraint, batch: int, dtype: torch.dtype, loss: str = "sum",
+              device: str | torch.device = "cpu"):
+    """A zero-argument function running one forward + backward of ``module`` at ``batch``.
+
+    ``loss``: ``"sum"`` (``out.sum()``) or ``"mcloss"`` (``mc_loss(...).mean()``). The inputs are
+    made once, on ``device`` (``module`` must already be there); on CUDA the step waits for the
+    GPU before returning, so wall-clock timing is honest.
+    """
+    generator = torch.Generator().manual_seed(batch)
+    n = module.n_nodes
+    logits = torch.randn(batch, n, generator=generator, dtype=dtype)
+    y = (torch.rand(batch, n, generator=generator, dtype=dtype) < 0.1).to(dtype)
+    y = torch.as_tensor(module.hierarchy.close(y.numpy() > 0), dtype=dtype)
+    logits, y = logits.to(device), y.to(device)
+    cuda = torch.device(device).type == "cuda"
+
+    def step() -> None:
+        p = torch.sigmoid(logits).requires_grad_(True)
+        value = module(p).sum() if loss == "sum" else mc_loss(p, y, module).mean()
+        value.backward()
+        if cuda:
+            torch.cuda.synchronize()
+
+    return step
+
+
 def time_method(
     module: MaxConstraint,
     batch: int,
@@ -109,19 +138,10 @@ def time_method(
     repeats: int,
     warmup: int,
     budget_s: float,
+    device: str | torch.device = "cpu",
 ) -> tuple[float, int]:
     """Median ms of forward + backward; stops early (after >= 3 runs) past ``budget_s``."""
-    generator = torch.Generator().manual_seed(batch)
-    n = module.n_nodes
-    logits = torch.randn(batch, n, generator=generator, dtype=dtype)
-    y = (torch.rand(batch, n, generator=generator, dtype=dtype) < 0.1).to(dtype)
-    y = torch.as_tensor(module.hierarchy.close(y.numpy() > 0), dtype=dtype)
-
-    def step() -> None:
-        p = torch.sigmoid(logits).requires_grad_(True)
-        value = module(p).sum() if loss == "sum" else mc_loss(p, y, module).mean()
-        value.backward()
-
+    step = make_step(module, batch, dtype, loss, device)
     for _ in range(warmup):
         step()
     times: list[float] = []
@@ -148,6 +168,8 @@ def mcloss_stacking(
     y = torch.as_tensor(
         module.hierarchy.close(torch.rand(batch, n, generator=generator).numpy() < 0.1), dtype=dtype
     )
+    device = module.evaluated_index.device  # the module's device: the inputs go there too
+    logits, y = logits.to(device), y.to(device)
 
     def loss(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         t = (1 - y) * a + y * c
@@ -168,18 +190,21 @@ def mcloss_stacking(
             p = torch.sigmoid(logits).requires_grad_(True)
             tic = time.perf_counter()
             fn(p).mean().backward()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
             if i >= 2:
                 times.append((time.perf_counter() - tic) * 1e3)
         results.append(statistics.median(times))
     return results[0], results[1]
 
 
-def dense_skip_reason(module: MaxConstraint, batch: int, itemsize: int, max_gb: float) -> str | None:
+def dense_skip_reason(module: MaxConstraint, batch: int, itemsize: int, max_gb: float,
+                      device: str | torch.device = "cpu") -> str | None:
     """Why dense cannot run at this batch (its (B, N, N) tensor is too big), or None."""
     product = batch * module.n_nodes**2 * itemsize
     if product > max_gb * 1e9:
         return f"(B, N, N) tensor {product / 1e9:.1f} GB > --max-dense-gb {max_gb}"
-    peak, available = 1.5 * extra_memory_bytes(module, batch, itemsize), available_bytes()
+    peak, available = 1.5 * extra_memory_bytes(module, batch, itemsize), available_bytes(device)
     if peak > available:
         return f"estimated peak {peak / 1e9:.1f} GB > {available / 1e9:.1f} GB available now"
     return None
@@ -194,7 +219,7 @@ def bench_hierarchy(name: str, args: argparse.Namespace, dtype: torch.dtype) -> 
         f"from {source}"
     )
     itemsize = torch.empty((), dtype=dtype).element_size()
-    modules = {method: MaxConstraint(hierarchy, method) for method in args.methods}
+    modules = {method: MaxConstraint(hierarchy, method).to(args.device) for method in args.methods}
     rows: list[dict] = []
     for batch in args.batches:
         for method, module in modules.items():
@@ -202,13 +227,13 @@ def bench_hierarchy(name: str, args: argparse.Namespace, dtype: torch.dtype) -> 
             row["extra_mem_mb_est"] = extra_memory_bytes(module, batch, itemsize) / 2**20
             reason = None
             if method == "dense":
-                reason = dense_skip_reason(module, batch, itemsize, args.max_dense_gb)
+                reason = dense_skip_reason(module, batch, itemsize, args.max_dense_gb, args.device)
             if reason:
                 row["skipped"] = reason
                 print(f"  skip dense at batch {batch}: {reason}")
             else:
                 row["ms"], row["runs"] = time_method(
-                    module, batch, dtype, args.loss, args.repeats, args.warmup, args.budget_s
+                    module, batch, dtype, args.loss, args.repeats, args.warmup, args.budget_s, args.device
                 )
                 print(f"  batch {batch:4d} {method:6s} {row['ms']:10.3f} ms  ({row['runs']} runs)")
             rows.append(row)
@@ -267,8 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-dense-gb", type=float, default=8.0, help="skip dense above this (B,N,N) size")
     parser.add_argument("--budget-s", type=float, default=30.0, help="stop repeating a cell after this long")
     parser.add_argument("--no-stacking", action="store_true", help="skip the MCLoss stacking table")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (cuda when available)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
 
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)

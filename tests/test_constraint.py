@@ -337,3 +337,31 @@ def test_real_hierarchies_fast_equals_dense(which: str, request: pytest.FixtureR
         (grad,) = torch.autograd.grad(mc_loss(leaf, y, MaxConstraint(hierarchy, method)).sum(), leaf)
         grads.append(grad)
     torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("scatter", [False, True])
+def test_float32_key_pass_picks_the_two_pass_sources(scatter: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training's float32 path packs (value, node) into one int64 key per entry; its sources (hence
+    outputs and gradients) are the two-pass method's, ties, NaN, signed zeros and infinities included."""
+    from hmlearn.nn import constraint
+
+    if scatter:  # the CUDA branch (scatter_reduce_), exercised on the CPU
+        monkeypatch.setattr(constraint, "_INDEX_REDUCE_DEVICES", ())
+    special = torch.tensor([0.0, -0.0, 0.25, 0.5, 1.0, -1.0, 3.0, 1e-40, -1e-40, math.inf, -math.inf, math.nan, -math.nan])
+    for seed in range(12):
+        hierarchy = random_hierarchy(60, max_depth=5, dag=True, extra_parent_prob=0.5, seed=seed)
+        n = len(hierarchy)
+        g = torch.Generator().manual_seed(seed)
+        p = [special[torch.randint(len(special), (5, n), generator=g)], torch.rand(5, n, generator=g),
+             -torch.rand(5, n, generator=g)][seed % 3]
+        mcm = MaxConstraint(hierarchy, "levels")
+        q = p.t().contiguous()
+        expected = mcm._levels_source(q, mcm._levels(q))
+        assert torch.equal(mcm._levels_key_source(q), expected), seed
+        upstream = torch.randn(5, n, generator=g)
+        x = p.clone().requires_grad_(True)
+        out = mcm(x)
+        out.backward(upstream)
+        assert torch.equal(out.detach().isnan(), mcm(p).isnan())
+        assert torch.equal(out.detach().nan_to_num(7.0), mcm(p).nan_to_num(7.0))
+        assert torch.equal(x.grad, torch.zeros(5, n).scatter_add_(1, expected.t(), upstream))

@@ -228,14 +228,28 @@ class HMCModel:
             return np.empty((self.config.heads * passes, 0, len(self.hierarchy)), dtype=np.float32)
         return torch.cat(chunks, dim=1).numpy()
 
-    def predict_proba(self, X: np.ndarray, mc_samples: int = 0, standardized: bool = False) -> np.ndarray:
+    @torch.no_grad()
+    def predict_proba(self, X: np.ndarray, mc_samples: int = 0, standardized: bool = False,
+                      batch_size: int = 4096) -> np.ndarray:
         """(S, F) raw features or (S, 3, H, W) images -> (S, N) coherent probabilities: the mean over
-        members of MCM(sigmoid)."""
-        members = torch.from_numpy(self.member_probabilities(X, mc_samples, standardized=standardized))
-        M, S, N = members.shape
-        with torch.no_grad():
-            coherent = self.constraint(members.to(self.device).reshape(M * S, N)).reshape(M, S, N)
-        return coherent.mean(dim=0).cpu().numpy()
+        members of MCM(sigmoid).
+
+        Chunk by chunk on the model's device: the members never leave it (on CUDA no (M, S, N)
+        round trip through host memory), and one head skips the mean's copy. The MCM works row
+        by row, so the result is the same, bit for bit, as on the whole (M, S, N) at once.
+        """
+        features = self.features(X, standardized)
+        passes = max(mc_samples, 1)
+        out = np.empty((len(features), len(self.hierarchy)), dtype=np.float32)
+        self.network.train(mc_samples > 0)
+        try:
+            for start in range(0, len(features), batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(features[start : start + batch_size])).to(self.device)
+                coherent = self.constraint(torch.cat([torch.sigmoid(self.network(x)) for _ in range(passes)]))
+                out[start : start + len(x)] = (coherent[0] if len(coherent) == 1 else coherent.mean(dim=0)).cpu().numpy()
+        finally:
+            self.network.eval()
+        return out
 
     def predict(self, X: np.ndarray, threshold: float = 0.5) -> np.ndarray:
         """(S, N) bool: coherent probabilities >= threshold (closed upwards by construction)."""

@@ -23,30 +23,33 @@ the input it came from (its *source*, a descendant holding the maximum); the out
 one backward per pass. Values are exact (a max selects, it does not compute). The gradient of
 ``out[b, i]`` goes whole to one source, like the reference's ``max(dim)``; with ties the
 largest tied index is chosen, so tie-breaking (not the gradient's total) can differ from
-dense; without ties the gradients agree up to summation order (~1e-16 in float64). Without autograd (``torch.no_grad()``, or ``p`` not requiring grad) the source pass is
-skipped. NaN inputs propagate to their ancestors.
+dense; without ties the gradients agree up to summation order (~1e-16 in float64). Without
+autograd (``torch.no_grad()``, or ``p`` not requiring grad) the source pass is skipped. NaN
+inputs propagate to their ancestors. For float32 (training), ``"levels"`` finds the sources
+in one pass instead of two: each entry becomes one int64 key, (the float's order, node
+index), and the keys are max-propagated; the largest key is the largest value and, among
+ties, the largest index: the same sources, bit for bit (1.3-1.7x faster MCLoss forward +
+backward at batch 4, 1.1x at 64, equal at 512, measured side by side).
 
-``"auto"`` is ``"levels"``. Measured with ``bench/mcm_speed.py`` (CPU, 1 torch thread,
-float32, forward + backward of ``out.sum()``, median ms; 2-core machine shared with other
-jobs, torch 2.14):
+``"auto"`` is ``"levels"``. Measured with ``python bench/suite.py --threads 1 --sections mcm``
+(CPU, 1 torch thread, float32, forward + backward of ``out.sum()``, median ms; 2-core AMD EPYC
+shared with other jobs, torch 2.14; ``bench/mcm_speed.py`` prints the same table):
 
 ==========  =====  =======  ======  ======  =============
 hierarchy   batch  dense    levels  pairs   dense/levels
 ==========  =====  =======  ======  ======  =============
-derisi_FUN  4      1.96     0.36    0.37    6x
-derisi_FUN  64     96.2     0.48    0.60    202x
-derisi_FUN  512    736      2.89    5.61    255x
-spo_GO      4      455      1.08    3.83    422x
-spo_GO      64     11409    4.26    24.2    2677x
-spo_GO      512    skipped  46.2    175     (dense: 35 GB)
+derisi_FUN  4      3.89     0.222   0.384   17x
+derisi_FUN  64     146      0.453   0.945   323x
+derisi_FUN  512    1110     2.90    6.48    382x
+spo_GO      4      666      0.763   5.93    874x
+spo_GO      64     8780     2.58    13.4    3402x
+spo_GO      512    skipped  37.3    224     (dense: 35 GB)
 ==========  =====  =======  ======  ======  =============
 
-With 2 threads: GO batch 64 dense 5665, levels 3.80, pairs 16.5 (1489x); FUN batch 4
-levels 0.26, pairs 0.23. (FUN: 500 nodes, 6 levels, nnz(R) 2,189; GO: 4,120 nodes, 14
-levels, nnz(R) 42,653.) ``"levels"`` wins everywhere except a tie on FUN at batch 4: its
-passes touch each edge once, while ``"pairs"`` touches every (ancestor, descendant) pair,
-7x the edges on GO. ``"pairs"`` stays as an independent second implementation (the tests
-compare the two).
+(FUN: 500 nodes, 6 levels, nnz(R) 2,189; GO: 4,120 nodes, 14 levels, 5,821 edges, nnz(R)
+42,653.) ``"levels"`` wins everywhere: its passes touch each edge once, while ``"pairs"``
+touches every (ancestor, descendant) pair, 7x the edges on GO. ``"pairs"`` stays as an
+independent second implementation (the tests compare the two).
 """
 
 from __future__ import annotations
@@ -129,10 +132,15 @@ class MaxConstraint(torch.nn.Module):
             # Node-major (N, B): gathering and scattering whole rows of B values is 6-8x
             # faster on CPU than picking columns out of (B, N) (measured at B >= 64).
             q = p.detach().t().contiguous()
-            out = self._levels(q) if self.method == "levels" else self._pairs(q)
-            if not needs_grad:
-                return out.t().contiguous().reshape(shape)  # inference: the maxima are all we need
-            source = self._levels_source(q, out) if self.method == "levels" else self._pairs_source(q, out)
+            if not needs_grad:  # inference: the maxima are all we need
+                out = self._levels(q) if self.method == "levels" else self._pairs(q)
+                return out.t().contiguous().reshape(shape)
+            if self.method == "levels" and p.dtype == torch.float32 and p.device.type in _KEY_DEVICES:
+                source = self._levels_key_source(q)  # training's case: one pass instead of two
+            elif self.method == "levels":
+                source = self._levels_source(q, self._levels(q))
+            else:
+                source = self._pairs_source(q, self._pairs(q))
         # out[b, i] == p[b, source[b, i]]: one differentiable gather carries the gradient
         # (a contiguous index makes the gather and its scatter-add backward ~3x faster).
         return p.gather(1, source.t().contiguous()).reshape(shape)
@@ -168,6 +176,21 @@ class MaxConstraint(torch.nn.Module):
             _max_into_rows_(source, parent, candidate)
         return source
 
+    def _levels_key_source(self, q: Tensor) -> Tensor:
+        """:meth:`_levels_source` of float32 ``q`` in one pass, without computing the maxima first.
+
+        Each entry becomes one int64 key, ``order(value) * 2**32 + node`` (:func:`_float32_keys`),
+        and the keys are max-propagated level by level like the values in :meth:`_levels`. The
+        largest key below a node holds the largest value and, among equal values, the largest
+        node index: the same source as the two-pass method (NaN above everything, so it
+        propagates; -0 equal to +0), hence bit-identical outputs and gradients.
+        """
+        keys = _float32_keys(q, self.node_index)
+        for k in range(self._level_count):
+            parent, child = self._level(k)
+            _max_into_rows_(keys, parent, keys.index_select(0, child))
+        return keys & 0xFFFFFFFF
+
     def _pairs(self, q: Tensor) -> Tensor:
         """Maxima by one gather over all (ancestor, descendant) pairs and one scatter-max."""
         values = q.index_select(0, self.pair_descendant)
@@ -202,6 +225,21 @@ def _max_into_rows_(target: Tensor, index: Tensor, rows: Tensor) -> Tensor:
 
 
 _INDEX_REDUCE_DEVICES = ("cpu",)
+_KEY_DEVICES = ("cpu", "cuda")  # int64 amax in index_reduce_ (CPU) / scatter_reduce_ (CUDA)
+_NAN_ORDER = 0x7FFFFFFF  # above +inf's order, 0x7F800000
+
+
+def _float32_keys(q: Tensor, node_index: Tensor) -> Tensor:
+    """(N, B) float32 -> (N, B) int64 ``order(q) * 2**32 + node`` (``node_index`` (N,)).
+
+    ``order`` is an int32-range integer with the float order: the bits of a non-negative float
+    already are; a negative float's bits are the sign-magnitude pattern, reversed by flipping
+    its 31 magnitude bits. ``q + 0.0`` turns -0 into +0 (equal as floats, so a tie) and every
+    NaN, whatever its sign and payload, gets one order above +inf.
+    """
+    bits = (q + 0.0).view(torch.int32).to(torch.int64)
+    order = torch.where(q.isnan(), _NAN_ORDER, bits ^ ((bits >> 31) & 0x7FFFFFFF))
+    return order * 2**32 + node_index[:, None]
 
 
 @functools.cache
@@ -216,7 +254,7 @@ def _silence_index_reduce_beta_warning() -> None:
 def _holds_max(value: Tensor, maximum: Tensor) -> Tensor:
     """Elementwise: ``value`` is the ``maximum`` it took part in (a NaN value counts: amax
     propagates it, so the NaN is the maximum and must be the source the gather picks)."""
-    return (value == maximum) | (value != value)
+    return (value == maximum) | value.isnan()
 
 
 def max_constraint(p: Tensor, hierarchy: Hierarchy, method: str = "auto") -> Tensor:

@@ -10,7 +10,7 @@ recall, so "published" is the default.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -60,6 +60,7 @@ class NodeWeights:
     positive: np.ndarray
     negative: np.ndarray
     side: Side = "published"
+    _tables: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # (dtype, device) -> tensors
 
     @classmethod
     def fit(
@@ -94,7 +95,10 @@ class NodeWeights:
 
     def for_labels(self, y: Tensor) -> Tensor:
         """(B, N) weight of every loss term, chosen by the label value and ``side``."""
-        on_one, on_zero = (self.positive, self.negative) if self.side == "positive" else (self.negative, self.positive)
-        one = torch.as_tensor(on_one, dtype=y.dtype, device=y.device)
-        zero = torch.as_tensor(on_zero, dtype=y.dtype, device=y.device)
+        key = (y.dtype, y.device)
+        if key not in self._tables:  # converted once per dtype and device, not at every step
+            on_one, on_zero = (self.positive, self.negative) if self.side == "positive" else (self.negative, self.positive)
+            self._tables[key] = (torch.as_tensor(on_one, dtype=y.dtype, device=y.device),
+                                 torch.as_tensor(on_zero, dtype=y.dtype, device=y.device))
+        one, zero = self._tables[key]
         return y * one + (1 - y) * zero
