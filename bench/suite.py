@@ -57,11 +57,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-import load_speed
-import mcm_speed
-
 from hmlearn.data.preprocessing import Standardizer
 from hmlearn.data.registry import DATASETS
 from hmlearn.data.store import load_dataset, locate
@@ -69,6 +64,11 @@ from hmlearn.nn.constraint import AUTO_METHOD, MaxConstraint
 from hmlearn.nn.heads import HeadsMLP
 from hmlearn.objectives.uncertainty import MEASURES
 from hmlearn.train import TrainConfig, _adam, _train_epoch, build_objective, fit, preset_config, resolve_device
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+import load_speed  # noqa: E402 -- the benchmarks beside this file
+import mcm_speed  # noqa: E402
 
 SECTIONS = ("mcm", "epoch", "heads", "objective", "load", "predict", "scaling")
 FUN = "derisi_FUN"
