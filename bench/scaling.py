@@ -57,6 +57,9 @@ from hmlearn.nn.constraint import AUTO_METHOD, METHODS, MaxConstraint
 from hmlearn.nn.heads import HeadsMLP
 from hmlearn.train import TrainConfig, _train_epoch, build_objective
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mcm_speed import available_bytes  # noqa: E402 -- the benchmark beside this file
+
 SIZES = [100, 300, 1000, 3000, 10000, 30000, 50000]
 QUICK_SIZES = [50, 200, 1000]
 KINDS = ("tree", "dag")
@@ -305,19 +308,6 @@ class _Server:
 
 
 # ---------------------------------------------------------------------------- the sweep
-def available_bytes(device: str = "cpu") -> float:
-    """Free memory now: MemAvailable (Linux), or the free memory of a CUDA device; inf where unknown."""
-    if torch.device(device).type == "cuda":
-        return float(torch.cuda.mem_get_info(torch.device(device))[0])
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return float(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return float("inf")
-
-
 def dense_bytes(nodes: int, batch: int, itemsize: int = 4) -> float:
     """Dense's largest tensors: two (B, N, N) at once in the backward (the max's gradient and the
     product's), plus the (N, N) bool R."""
