@@ -448,7 +448,6 @@ def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | 
                        f"{model.standardizer.n_features}")
     else:
         X = model.standardizer.transform(data.X, source=dataset, feature_names=data.feature_names or None)
-    members = model.member_probabilities(X, mc_samples, standardized=True)
     proba = model.predict_proba(X, mc_samples, standardized=True)
     metrics = evaluate(data.Y, proba, model.hierarchy, train_Y=train_Y, threshold=threshold)
     _print_metrics(metrics, f"{dataset} [{split}], {len(data)} samples:")
@@ -465,6 +464,7 @@ def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | 
             click.echo(tabulate(by_bucket, headers="keys", floatfmt=formats))
     if per_node:
         table = per_node_table(data.Y, proba, model.hierarchy, threshold=threshold, train_Y=train_Y)
+        members = model.member_probabilities(X, mc_samples, standardized=True)  # only the table needs them
         node_uncertainty = uncertainty(torch.from_numpy(members), measure).mean(dim=0).numpy()
         table[f"mean_uncertainty_{measure}"] = np.round(node_uncertainty[model.hierarchy.evaluated], 4)
         with atomic_write(per_node, "w") as handle:

@@ -206,6 +206,18 @@ class HMCModel:
             return self.standardizer.transform(encode_images(self.encoder, X))
         return X if standardized else self.standardizer.transform(X)
 
+    def _member_batches(self, X: np.ndarray, mc_samples: int, standardized: bool, batch_size: int):
+        """(start row, (M, B, N) sigmoid outputs on the model's device) per batch of rows; see member_probabilities."""
+        features = self.features(X, standardized)
+        passes = max(mc_samples, 1)
+        self.network.train(mc_samples > 0)
+        try:
+            for start in range(0, len(features), batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(features[start : start + batch_size])).to(self.device)
+                yield start, torch.cat([torch.sigmoid(self.network(x)) for _ in range(passes)])
+        finally:
+            self.network.eval()
+
     @torch.no_grad()
     def member_probabilities(self, X: np.ndarray, mc_samples: int = 0, batch_size: int = 4096,
                              standardized: bool = False) -> np.ndarray:
@@ -216,16 +228,9 @@ class HMCModel:
         mode). ``X``: (S, F) raw features (standardised ones with ``standardized``), or for a model
         with an encoder (S, 3, H, W) images, or the encoder's (S, D) raw features.
         """
-        features = self.features(X, standardized)
-        passes = max(mc_samples, 1)
-        self.network.train(mc_samples > 0)
-        chunks = []
-        for start in range(0, len(features), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(features[start : start + batch_size])).to(self.device)
-            chunks.append(torch.cat([torch.sigmoid(self.network(x)) for _ in range(passes)]).cpu())
-        self.network.eval()
+        chunks = [members.cpu() for _, members in self._member_batches(X, mc_samples, standardized, batch_size)]
         if not chunks:
-            return np.empty((self.config.heads * passes, 0, len(self.hierarchy)), dtype=np.float32)
+            return np.empty((self.config.heads * max(mc_samples, 1), 0, len(self.hierarchy)), dtype=np.float32)
         return torch.cat(chunks, dim=1).numpy()
 
     @torch.no_grad()
@@ -238,17 +243,11 @@ class HMCModel:
         round trip through host memory), and one head skips the mean's copy. The MCM works row
         by row, so the result is the same, bit for bit, as on the whole (M, S, N) at once.
         """
-        features = self.features(X, standardized)
-        passes = max(mc_samples, 1)
-        out = np.empty((len(features), len(self.hierarchy)), dtype=np.float32)
-        self.network.train(mc_samples > 0)
-        try:
-            for start in range(0, len(features), batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(features[start : start + batch_size])).to(self.device)
-                coherent = self.constraint(torch.cat([torch.sigmoid(self.network(x)) for _ in range(passes)]))
-                out[start : start + len(x)] = (coherent[0] if len(coherent) == 1 else coherent.mean(dim=0)).cpu().numpy()
-        finally:
-            self.network.eval()
+        out = np.empty((len(X), len(self.hierarchy)), dtype=np.float32)
+        for start, members in self._member_batches(X, mc_samples, standardized, batch_size):
+            coherent = self.constraint(members)
+            mean = coherent[0] if len(coherent) == 1 else coherent.mean(dim=0)
+            out[start : start + mean.shape[0]] = mean.cpu().numpy()
         return out
 
     def predict(self, X: np.ndarray, threshold: float = 0.5) -> np.ndarray:
