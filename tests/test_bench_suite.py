@@ -81,6 +81,24 @@ def test_figures_are_positive_and_ratios_agree(perf):
                     assert value >= 0, (key, raw)
 
 
+def test_streaming_floor_follows_from_the_parameters(perf):
+    """The H = 8 rows' floor: 40 bytes per parameter per step at the measured bandwidth, over one head's epoch."""
+    from hmlearn.data.registry import DATASETS
+
+    results, _ = perf
+    rows = [row for row in results["sections"]["heads"]["rows"] if "floor_cost" in row]
+    if SHARED_DATA.is_dir():
+        assert rows, "no H = 8 row with a streaming floor"
+    for row in rows:
+        spec = DATASETS[row.get("dataset", "derisi_FUN")]
+        sizes = [spec.n_features, spec.hidden_dim, spec.hidden_dim, spec.n_outputs]
+        per_head = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        assert row["parameters"] == row["heads"] * per_head, row
+        assert row["bandwidth_gbs"] > 0
+        seconds = row["parameters"] * 40 / (row["bandwidth_gbs"] * 1e9) * row["steps_per_epoch"]
+        assert math.isclose(row["floor_cost"], seconds / row["baseline_value"], rel_tol=1e-9), row
+
+
 def test_peak_memory_is_measured(perf):
     results, _ = perf
     peaks = [row[key] for section in results["sections"].values() for row in section["rows"]
