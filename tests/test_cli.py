@@ -90,12 +90,17 @@ def test_readme_rare_node_tables_come_from_the_stored_benchmark_results():
         assert table in README.read_text(), "README rare-node table is stale: python bench/readme_tables.py"
 
 
-def test_help_does_not_import_torch():
-    """`hmlearn --help` stays fast: commands import torch only when they run."""
+def test_help_imports_no_heavy_module():
+    """`hmlearn --help` and each command's help stay fast: torch, plotting, statistics, Ray and
+    pydantic are imported only when a command runs."""
     import subprocess
     import sys
 
+    commands = [["--help"], ["train", "--help"], ["evaluate", "--help"], ["report", "--help"], ["sweep", "--help"]]
     code = ("import sys; from click.testing import CliRunner; from hmlearn.cli import main; "
-            "[CliRunner().invoke(main, a) for a in (['--help'], ['train', '--help'], ['evaluate', '--help'])]; "
-            "print('torch' in sys.modules)")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False).stdout.strip() == "False"
+            f"results = [CliRunner().invoke(main, a) for a in {commands!r}]; "
+            "assert all(r.exit_code == 0 for r in results), [r.output for r in results]; "
+            "assert '--ray-address' in results[-1].output; "
+            "print(sorted(m for m in ('torch', 'matplotlib', 'scikit_posthocs', 'ray', 'pydantic') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.stdout.strip() == "[]", result.stderr

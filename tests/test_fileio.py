@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+from pathlib import Path
 
 import pytest
 
 from hmlearn import fileio
-from hmlearn.fileio import atomic_write
+from hmlearn.fileio import atomic_write, read_text
 
 
 def test_atomic_write_replaces_whole_files_and_leaves_nothing_on_an_exception(tmp_path):
@@ -42,3 +44,20 @@ def test_a_file_system_that_refuses_the_link_gets_a_copy(tmp_path, monkeypatch):
     with atomic_write(tmp_path / "out.bin") as handle:
         handle.write(b"portable")
     assert (tmp_path / "out.bin").read_bytes() == b"portable" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_read_text_gives_one_error_naming_the_file(tmp_path: Path):
+    class Refused(Exception):
+        pass
+
+    good = tmp_path / "spec.yaml"
+    good.write_bytes("\ufeffa: 1\n".encode())
+    assert read_text(good, "spec file", Refused) == "a: 1\n"  # the byte-order mark is dropped
+    with pytest.raises(Refused, match=re.escape(f"{tmp_path / 'missing.yaml'}: no such spec file")):
+        read_text(tmp_path / "missing.yaml", "spec file", Refused)
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"01/05\nb\xe9ta\n")
+    with pytest.raises(Refused, match=re.escape(f"{latin}: not UTF-8 text (byte 7); save it as UTF-8")):
+        read_text(latin, "hierarchy file", Refused)
+    with pytest.raises(Refused, match=re.escape(f"{tmp_path}: cannot read the hierarchy file (Is a directory)")):
+        read_text(tmp_path, "hierarchy file", Refused)

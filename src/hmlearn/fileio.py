@@ -1,4 +1,5 @@
-"""Files written so that a crash never leaves a half-written one: temp file + fsync + rename.
+"""Files written so that a crash never leaves a half-written one: temp file + fsync + rename;
+users' text files read with one clear error when they cannot be.
 
 On Linux the temporary file has no name until it is complete (``O_TMPFILE``), so not even a
 SIGKILL mid-write leaves a file behind (only a kill between the last two system calls, link and
@@ -15,6 +16,19 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+
+def read_text(path: str | Path, what: str, error: type[Exception]) -> str:
+    """A user's ``what`` file as UTF-8 text (a byte-order mark allowed), or one ``error`` naming it and why not."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except UnicodeDecodeError as problem:
+        raise error(f"{path}: not UTF-8 text (byte {problem.start}); save it as UTF-8") from None
+    except OSError as problem:
+        raise error(f"{path}: cannot read the {what} ({problem.strerror or problem})") from None
 
 
 @contextlib.contextmanager

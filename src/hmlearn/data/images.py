@@ -36,7 +36,7 @@ from hmlearn.data.splitting import stratified_split
 from hmlearn.data.store import cache_dir
 from hmlearn.data.table import _encode, _label_sets, _listing, read_frame, read_hierarchy
 from hmlearn.errors import DataFormatError, HierarchyError, HMLError
-from hmlearn.fileio import atomic_write
+from hmlearn.fileio import atomic_write, read_text
 from hmlearn.hierarchy import Hierarchy
 
 IMAGE_COLUMNS = ("image", "file", "filename", "file_name", "path", "image_path", "filepath")  # auto-detected
@@ -414,12 +414,7 @@ def _index_table(path: Path, separator: str | None) -> tuple[list[str], Hierarch
     if path.suffix.lower() in (".parquet", ".pq"):
         rows = [_text(cell) for cell in read_frame(path).iloc[:, 0]]
     else:
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise DataFormatError(f"{path}: no such hierarchy file") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise DataFormatError(f"{path}: cannot read the hierarchy file ({error})") from None
+        text = read_text(path, "hierarchy file", DataFormatError)
         rows = [line.strip() for line in text.splitlines()]
         rows = [line for line in rows if line and not line.startswith("#")]
         rows = [_first_cell(line) for line in rows]

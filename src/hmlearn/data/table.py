@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 from hmlearn.data.dataset import HMCDataset
 from hmlearn.errors import DataFormatError, HierarchyError
+from hmlearn.fileio import read_text
 from hmlearn.hierarchy import Hierarchy
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -104,14 +105,7 @@ def read_hierarchy(path: str | Path, separator: str | None = None) -> Hierarchy:
     under a synthetic ``root``. Blank lines and lines starting with ``#`` are skipped.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataFormatError(f"{path}: no such hierarchy file") from None
-    except UnicodeDecodeError as error:
-        raise DataFormatError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from None
-    except OSError as error:
-        raise DataFormatError(f"{path}: cannot read the hierarchy file ({error.strerror or error})") from None
+    text = read_text(path, "hierarchy file", DataFormatError)
     lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1)]
     lines = [(n, line) for n, line in lines if line and not line.startswith("#")]
     if not lines:

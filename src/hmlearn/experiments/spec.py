@@ -52,6 +52,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from hmlearn.errors import HMLError
+from hmlearn.fileio import read_text
 
 FAMILIES = ("FUN", "GO", "others")
 PRESET_NAMES = ("paper", "medium", "fast")
@@ -420,12 +421,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     import yaml
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such spec file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise SpecError(f"{path}: cannot read it ({error})") from None
+    text = read_text(path, "spec file", SpecError)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
