@@ -22,28 +22,35 @@ from pathlib import Path
 
 @contextmanager
 def parsed_cache(path: str | Path | None = None):
-    """``$HMLEARN_CACHE`` pointed at ``path`` (a new empty folder, removed afterwards, when None)."""
+    """``$HMLEARN_CACHE`` pointed at ``path`` (a new empty folder, removed afterwards, when None).
+
+    Datasets downloaded into the user cache stay findable: its ``hmc_data`` folder becomes
+    ``$HMLEARN_DATA`` meanwhile, unless that is set already."""
+    from hmlearn.data.store import cache_dir
+
     made = path is None
     folder = Path(tempfile.mkdtemp(prefix="hmlearn-bench-")) if made else Path(path)
-    previous = os.environ.get("HMLEARN_CACHE")
+    previous = {key: os.environ.get(key) for key in ("HMLEARN_CACHE", "HMLEARN_DATA")}
+    os.environ["HMLEARN_DATA"] = previous["HMLEARN_DATA"] or str(cache_dir() / "hmc_data")
     os.environ["HMLEARN_CACHE"] = str(folder)
     try:
         yield folder
     finally:
-        if previous is None:
-            os.environ.pop("HMLEARN_CACHE", None)
-        else:
-            os.environ["HMLEARN_CACHE"] = previous
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         if made:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def load_all_splits(name: str, download: bool = False) -> int:
+def load_all_splits(name: str) -> int:
     """Load every split file of dataset ``name``; returns the number of samples."""
     from hmlearn.data.registry import get_spec
     from hmlearn.data.store import load_dataset
 
-    parts = load_dataset(name, get_spec(name).splits, download=download)
+    parts = load_dataset(name, get_spec(name).splits, download=False)
     return sum(len(part) for part in parts)
 
 

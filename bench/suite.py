@@ -682,9 +682,11 @@ def section_heads(ctx: Context) -> dict:
                              adam_epoch, "s/epoch", batch=batch, heads=heads[-1],
                              cost=adam_epoch / epoch["H=1 vectorised"])
             rows.append(ctx.memory(row, _memory_spec(variants["H=1 vectorised"]), _memory_spec(spec)))
+            parameters = sum(p.numel() for p in built[f"H={heads[-1]} vectorised"].network.parameters())
             notes.append("the Adam-alone row is a floor under an H-head step: Adam must read and write every "
-                         "parameter, gradient and moment once per step (28 bytes per parameter; 8 heads: 4.3 M "
-                         "parameters, 119 MB per step, beyond the cache), whatever the heads code does")
+                         f"parameter, gradient and moment once per step (28 bytes per parameter; {heads[-1]} heads: "
+                         f"{parameters / 1e6:.1f} M parameters, {parameters * 28 / 1e6:.0f} MB per step), whatever "
+                         "the heads code does")
         del built
         gc.collect()
     notes.append(f"{FUN}, paper network (hidden 500, 3 layers), MCLoss, fused Adam, threads as fit() chooses them; "

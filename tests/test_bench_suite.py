@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +134,25 @@ def test_cuda_requested_without_a_gpu_is_a_clear_error(tmp_path: Path):
                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT, check=False)
     assert run.returncode == 2 and "CUDA is not available" in run.stderr
     assert not (tmp_path / "perf.json").exists()
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/hmc_data")
+def test_load_benchmark_finds_data_kept_only_in_the_user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Downloads go to the user cache; the benchmark's throwaway parsed cache must not hide them."""
+    import shutil
+
+    from hmlearn.data import store
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import load_speed
+
+    target = tmp_path / "cache" / "hmc_data" / "datasets_FUN" / "derisi_FUN"
+    shutil.copytree(SHARED_DATA / "datasets_FUN" / "derisi_FUN", target)
+    monkeypatch.setenv("HMLEARN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HMLEARN_DATA", raising=False)
+    monkeypatch.setattr(store, "_CHECKOUT_SHARED", tmp_path / "elsewhere")
+    monkeypatch.chdir(tmp_path)
+    assert [root for root in store.data_roots() if root.is_dir()] == [tmp_path / "cache" / "hmc_data"]
+    result = load_speed.measure_load("derisi_FUN", repeats=1)
+    assert result["samples"] == load_speed.load_all_splits("derisi_FUN") > 0
+    assert "HMLEARN_DATA" not in os.environ and os.environ["HMLEARN_CACHE"] == str(tmp_path / "cache")
