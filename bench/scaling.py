@@ -55,7 +55,7 @@ import torch
 from hmlearn.hierarchy import Hierarchy
 from hmlearn.nn.constraint import AUTO_METHOD, METHODS, MaxConstraint
 from hmlearn.nn.heads import HeadsMLP
-from hmlearn.train import TrainConfig, _train_epoch, build_objective
+from hmlearn.train import TrainConfig, _adam, _train_epoch, build_objective
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mcm_speed import available_bytes  # noqa: E402 -- the benchmark beside this file
@@ -163,15 +163,12 @@ def _epoch_setup(kind: str, n_nodes: int, method: str, seed: int, samples: int, 
     evaluated = torch.as_tensor(np.flatnonzero(hierarchy.evaluated))
     picks = torch.randint(len(evaluated), (samples, LABELS_PER_SAMPLE), generator=generator)
     direct.scatter_(1, evaluated[picks], 1.0)
-    with torch.no_grad():  # closing labels upwards is the max over descendants: the levels MCM, O(edges)
-        y = MaxConstraint(hierarchy, "levels")(direct)
-    objective = build_objective(config, constraint, y.numpy() > 0, hierarchy)
+    closed = hierarchy.close(direct.numpy())
+    y = torch.from_numpy(closed).float()
+    objective = build_objective(config, constraint, closed, hierarchy)
     torch.manual_seed(seed)
     network = HeadsMLP(features, n_nodes, num_layers=1, heads=1).to(device)
-    try:
-        optimizer = torch.optim.Adam(network.parameters(), lr=config.lr, fused=True)
-    except (RuntimeError, TypeError):
-        optimizer = torch.optim.Adam(network.parameters(), lr=config.lr, foreach=True)
+    optimizer = _adam([{"params": list(network.parameters()), "lr": config.lr}], config)
     return hierarchy, network, objective, optimizer, x.to(device), y.to(device)
 
 
@@ -436,9 +433,12 @@ def markdown_report(rows: list[dict], meta: dict | None = None) -> str:
         f"({-(-first['samples'] // first['batch'])} steps): one-layer HeadsMLP ({meta.get('features', 16)} features "
         f"-> N logits), sigmoid, MCM + mean MCLoss (`bce`: flat BCE, no MCM), backward, Adam step. "
         f"Device {first['device']}, {meta.get('threads', 1)} torch thread(s), float32. "
-        "Time: seconds per epoch (median of up to 3 epochs after the memory epoch). Memory: peak RSS (MB) during "
-        "one epoch above the process just before it (a forked child per cell; glibc mmaps blocks from 64 KiB "
-        "so RSS follows the live tensors). `levels` is the `auto` method."),
+        f"Time: seconds per epoch (median of up to {max((r.get('runs') or 0 for r in rows), default=0)} epochs "
+        "after the memory epoch). Memory: "
+        + ("`torch.cuda.max_memory_allocated` (MB) over one epoch. " if str(first["device"]).startswith("cuda") else
+           "peak RSS (MB) during one epoch above the process just before it (a forked child per cell; glibc mmaps "
+           "blocks from 64 KiB so RSS follows the live tensors). ")
+        + "`levels` is the `auto` method."),
         "",
     ]
     header = ["kind", "nodes", "edges", "nnz(R)", "depth"]
