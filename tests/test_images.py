@@ -248,12 +248,16 @@ def test_load_pixels_lists_unreadable_files_at_once(tmp_path):
         load_pixels(bad, 8)
 
 
-def test_load_pixels_cache_is_reused_and_invalidated_by_a_changed_file(tmp_path):
+def test_load_pixels_cache_is_reused_and_invalidated_by_a_changed_file(tmp_path, monkeypatch):
+    from hmlearn.data import images
+
     paths = [png(tmp_path / f"{i}.png", (10, 10), (i, i, i)) for i in range(3)]
     first = load_pixels(paths, 8, cache=True)
     cached = list((Path(os.environ["HMLEARN_CACHE"]) / "pixels").glob("*.npy"))
     assert len(cached) >= 1
-    np.testing.assert_array_equal(load_pixels(paths, 8, cache=True, progress=True), first)
+    with monkeypatch.context() as patch:  # a second load must not decode a single image
+        patch.setattr(images, "_pixels", lambda *args: pytest.fail("decoded although the cache holds the images"))
+        np.testing.assert_array_equal(load_pixels(paths, 8, cache=True, progress=True), first)
     png(paths[1], (10, 10), (77, 77, 77))
     os.utime(paths[1], ns=(1, 1))  # another modification time, whatever the clock's resolution
     assert np.all(load_pixels(paths, 8, cache=True)[1] == 77)

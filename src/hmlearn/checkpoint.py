@@ -30,7 +30,7 @@ from hmlearn.data.preprocessing import Standardizer
 from hmlearn.errors import HMLError
 from hmlearn.fileio import atomic_write
 from hmlearn.hierarchy import Hierarchy
-from hmlearn.nn.encoders import build_encoder
+from hmlearn.nn.encoders import restore_encoder
 from hmlearn.nn.heads import HeadsMLP
 from hmlearn.train import HMCModel, TrainConfig
 
@@ -184,8 +184,7 @@ def _model_from_payload(payload: dict, device: str) -> HMCModel:
     network.to(device).eval()
     encoder = None
     if config.encoder is not None:  # the architecture from the config, the weights from the file
-        encoder = build_encoder(config.encoder, config.image_size, seed=config.seed)
-        encoder.load_state_dict(payload["encoder"])
+        encoder = restore_encoder(config.encoder, config.image_size, payload["encoder"], config.seed)
         encoder.to(device).eval()
     model = HMCModel(network, hierarchy, standardizer, config, encoder)
     model.history = json.loads(payload["history"])

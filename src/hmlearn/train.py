@@ -36,7 +36,7 @@ from hmlearn.data.preprocessing import Standardizer
 from hmlearn.errors import HMLError, TrainingDiverged, TrainingInterrupted
 from hmlearn.hierarchy import Hierarchy
 from hmlearn.nn.constraint import MaxConstraint
-from hmlearn.nn.encoders import ImageEncoder, build_encoder, check_images, encode_images
+from hmlearn.nn.encoders import ImageEncoder, build_encoder, check_images, encode_images, restore_encoder
 from hmlearn.nn.heads import HeadsMLP
 from hmlearn.objectives.rare_node import Objective
 from hmlearn.objectives.weights import NodeWeights
@@ -562,9 +562,7 @@ def _image_encoder(config: TrainConfig, saved: dict | None) -> ImageEncoder:
     if saved is None:
         return build_encoder(config.encoder, config.image_size, config.encoder_weights, config.encoder_alpha,
                              config.seed)
-    encoder = build_encoder(config.encoder, config.image_size, seed=config.seed)
-    encoder.load_state_dict(saved["encoder"])
-    return encoder
+    return restore_encoder(config.encoder, config.image_size, saved["encoder"], config.seed)
 
 
 def _check_training_data(X: np.ndarray, Y: np.ndarray, hierarchy: Hierarchy, config: TrainConfig,

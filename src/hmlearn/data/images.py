@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from hmlearn.data.splitting import stratified_split
 from hmlearn.data.store import cache_dir
-from hmlearn.data.table import _encode, _label_sets, _listing, read_frame, read_hierarchy
+from hmlearn.data.table import _encode, _hierarchy_from_labels, _label_sets, _listing, read_frame, read_hierarchy
 from hmlearn.errors import DataFormatError, HierarchyError, HMLError
 from hmlearn.fileio import atomic_write, read_text
 from hmlearn.hierarchy import Hierarchy
@@ -47,7 +47,8 @@ PATH_SEPARATORS = (" > ", " / ", " | ", ">", "/", "|", ".")  # guessed: the one 
 INDEX_TABLE_HEADERS = ("catami", "path", "paths", "node", "nodes", "label", "labels", "name", "hierarchy")
 PARTITIONS = {"train": ("train", "training"), "valid": ("valid", "validation", "val", "dev"),
               "test": ("test", "testing")}
-_TRIED_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".tif", ".tiff")
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
+_TRIED_SUFFIXES = tuple(s for suffix in sorted(IMAGE_SUFFIXES) for s in (suffix, suffix.upper()))  # a cell without one
 _LEVEL = re.compile(r"level[ _-]?(\d+)", re.IGNORECASE)
 _CATAMI = re.compile(r"catami[ _]", re.IGNORECASE)
 _INDEX_LIST = re.compile(r"\[\s*(?:\d+\s*(?:,\s*\d+\s*)*,?)?\s*\]")
@@ -167,7 +168,6 @@ def read_image_table(
     return _merged(paths, Y, hierarchy, ids, partition, table, split)
 
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
 
 
 def list_images(
@@ -319,26 +319,12 @@ def _paths(
                                  "there, joined by ';'")
         separator = separator or guess_path_separator(distinct)
         label_sets = [[_normalised(label, separator, separator) for label in labels] for labels in label_sets]
-        return label_sets, _hierarchy_from_paths(label_sets, table, columns[0], separator), ""
+        return label_sets, _hierarchy_from_labels([label_sets], [table], columns[0], separator), ""
     hierarchy, source = _given_hierarchy(hierarchy, separator)
     index, split_on = hierarchy.index, separator or hierarchy.separator
     label_sets = [[label if label in index else _normalised(label, split_on, hierarchy.separator) for label in labels]
                   for labels in label_sets]
     return label_sets, hierarchy, source
-
-
-def _hierarchy_from_paths(label_sets: list[list[str]], table: Path, column: str, separator: str) -> Hierarchy:
-    try:
-        return Hierarchy.from_paths(dict.fromkeys(label for labels in label_sets for label in labels), separator)
-    except HierarchyError:
-        pass
-    for row, labels in enumerate(label_sets, start=1):  # errors only: name the row of the first bad path
-        for label in labels:
-            try:
-                Hierarchy.from_paths([label], separator)
-            except HierarchyError as error:
-                raise HierarchyError(f"{table}: row {row}, column {column!r}: {error}") from None
-    raise AssertionError("unreachable: the paths built no hierarchy but each one builds alone")
 
 
 def _given_hierarchy(hierarchy: Hierarchy | str | Path, separator: str | None) -> tuple[Hierarchy, str]:
@@ -462,14 +448,14 @@ def _image_files(ids: list[str], directory: Path, table: Path, columns: list[str
     paths: list[Path] = []
     missing: list[str] = []
     base = os.path.abspath(directory)
+    found: dict[str, str | None] = {}  # several rows per image is common: look each file up once
     for row, name in enumerate(ids, start=1):
-        path = os.path.join(base, name)
-        if not os.path.isfile(path):
-            path = _with_other_suffix(path)
-            if path is None:
-                missing.append(f"row {row}: {name}")
-                path = os.path.join(base, name)
-        paths.append(Path(path))
+        if name not in found:
+            path = os.path.join(base, name)
+            found[name] = path if os.path.isfile(path) else _with_other_suffix(path)
+        if found[name] is None:
+            missing.append(f"row {row}: {name}")
+        paths.append(Path(found[name] or os.path.join(base, name)))
     if missing:
         where = "under " + str(directory)
         shown = "; ".join(missing[:_LISTED]) + (f"; ... and {len(missing) - _LISTED} more" if len(missing) > _LISTED

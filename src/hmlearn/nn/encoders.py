@@ -148,6 +148,14 @@ def build_encoder(name: str, image_size: int, weights: str | Path | None = None,
     return encoder
 
 
+def restore_encoder(name: str, image_size: int, state: dict, seed: int = 0) -> ImageEncoder:
+    """An encoder saved inside a checkpoint or training state: the architecture rebuilt, ``state`` loaded
+    (what ``ImageEncoder.state_dict()`` gave), so no weights file is needed."""
+    encoder = build_encoder(name, image_size, seed=seed)
+    encoder.load_state_dict(state)
+    return encoder
+
+
 def save_encoder_weights(encoder: ImageEncoder, path: str | Path) -> Path:
     """Write the encoder's state dict (torchvision key format) to ``path`` atomically; returns the path."""
     path = Path(path)
