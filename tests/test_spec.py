@@ -109,6 +109,9 @@ def test_named_specs():
     from hmlearn.demo import demo_spec
 
     assert dict(demo.method_variants()) == demo_spec()["methods"]  # `hmlearn demo` runs this file's sweep
+    built = parse_spec(demo_spec(), "demo_spec()")
+    assert (built.name, built.preset, built.datasets, built.seeds) == (demo.name, demo.preset, demo.datasets, demo.seeds)
+    assert [c.key for c in expand(built)] == [c.key for c in expand(demo)]
     assert len(expand(demo)) == 6
     paper = load_spec(CONFIGS / "paper.yaml")
     assert paper.datasets == ["FUN"]

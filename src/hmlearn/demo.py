@@ -57,7 +57,8 @@ def summary_table(frame) -> str:
     from hmlearn.experiments.stats import wilcoxon_test
 
     ok = frame[frame["status"] == "ok"]
-    base_recall = statistics.fmean(m["recall"] for m in ok[ok["method"] == BASELINE]["metrics"])
+    base = [m["recall"] for m in ok[ok["method"] == BASELINE]["metrics"]]
+    base_recall = statistics.fmean(base) if base else 0.0  # every baseline cell failed: no ratio
     rows = []
     for method, runs in ok.groupby("method", sort=False):
         metrics = list(runs["metrics"])
@@ -83,7 +84,7 @@ def run_demo(dataset: str = "derisi_FUN", seeds: int = 3, preset: str = "fast",
     """Run (or resume) the demo sweep, write ``runs_dir/report.html``, return the printed table."""
     from hmlearn.experiments.report import write_report
     from hmlearn.experiments.runner import run_sweep
-    from hmlearn.experiments.spec import parse_spec
+    from hmlearn.experiments.spec import expand, parse_spec
 
     runs_dir = Path(runs_dir)
     entry, label = _dataset_entry(dataset, runs_dir)
@@ -93,8 +94,8 @@ def run_demo(dataset: str = "derisi_FUN", seeds: int = 3, preset: str = "fast",
         frame = store.frame(status=None, per_node=False)
     finally:
         store.close()
-    frame = frame[frame["dataset"] == entry]
-    report = write_report(frame[frame["status"] == "ok"], runs_dir / "report.html", "html", baseline=BASELINE)
+    frame = frame[frame["key"].isin({cell.key for cell in expand(spec)})]  # not runs of another --preset / --seeds
+    report = write_report(frame, runs_dir / "report.html", "html", baseline=BASELINE)
     title = (f"{label}: plain C-HMCNN vs the rare-node objective; preset {preset!r}, {seeds} seeds (mean ± std). "
              "AU(PRC), binary AP: fractions; precision, recall, F1 and the recall of nodes with < 20 training "
              "positives: node-macro percent.")
