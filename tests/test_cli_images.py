@@ -37,10 +37,13 @@ def test_cli_encoder_names_match_the_module():
     assert tuple(MODULE_ENCODERS) == ENCODERS
 
 
-def test_train_images_then_evaluate_and_predict(images, tmp_path):
+def test_train_images_then_evaluate_and_predict(images, tmp_path, monkeypatch):
     ckpt = tmp_path / "cnn.ckpt"
-    result = run("train-images", images / "labels.csv", "--encoder", "small-cnn", "--image-size", 32, "--fine-tune",
-                 "--epochs", 6, "--batch-size", 32, "--heads", 2, "--quiet", "--out", ckpt)
+    monkeypatch.chdir(images)  # relative table and hierarchy paths; evaluate runs from elsewhere
+    result = run("train-images", "labels.csv", "--hierarchy", "hierarchy.txt", "--encoder", "small-cnn",
+                 "--image-size", 32, "--fine-tune", "--epochs", 6, "--batch-size", 32, "--heads", 2, "--quiet",
+                 "--out", ckpt)
+    monkeypatch.chdir(tmp_path)
     assert result.exit_code == 0, result.output
     assert ckpt.is_file() and not (tmp_path / "cnn.ckpt.state").exists()
     assert re.search(r"^coherent\s+True$", result.output, flags=re.MULTILINE)
@@ -71,6 +74,18 @@ def test_train_images_then_evaluate_and_predict(images, tmp_path):
             if parent != label:
                 assert parent in given and given[parent] >= p - 1e-4, (label, given)
     assert predictions["labels"].str.len().gt(0).mean() > 0.5  # most images get some label
+
+
+def test_predict_refuses_a_folder_for_a_tabular_model(tmp_path):
+    from hmlearn.data.arff import write_arff
+    from hmlearn.data.synthetic import make_hmc_data
+
+    write_arff(make_hmc_data(n_samples=60, n_features=4, n_nodes=8, max_depth=2, seed=0), tmp_path / "t.arff")
+    result = run("train", tmp_path / "t.arff", "--epochs", 1, "--quiet", "--out", tmp_path / "t.ckpt")
+    assert result.exit_code == 0, result.output
+    result = run("predict", tmp_path / "t.ckpt", tmp_path, "--out", tmp_path / "p.csv")
+    assert result.exit_code == 2 and "is a folder; this model reads features from an ARFF, CSV or Parquet file" in result.output
+    assert not (tmp_path / "p.csv").exists()
 
 
 def test_limited_frozen_run_and_bad_inputs(images, tmp_path):

@@ -122,3 +122,16 @@ def test_baselines_train_end_to_end():
         model = fit(data.X, data.Y, data.hierarchy, TrainConfig(hidden_dim=8, epochs=2, batch_size=32, **options),
                     progress=False)
         assert np.isfinite(model.history[-1]["loss"])
+
+
+@pytest.mark.parametrize("heads", [2, 3, 4, 8])
+def test_std_over_heads_is_torch_std_bit_for_bit(heads):
+    """The gated measure's fast spread is documented as torch's unbiased std, bit for bit."""
+    from hmlearn.objectives.uncertainty import _std_over_heads
+
+    g = torch.Generator().manual_seed(heads)
+    p = torch.rand(heads, 16, 50, generator=g)
+    p[:, 0] = 0.5  # equal heads: zero spread
+    p[0, 1] = 1.0
+    p[1, 1] = 0.0
+    assert torch.equal(_std_over_heads(p), p.std(dim=0, unbiased=True))

@@ -6,6 +6,7 @@ import contextlib
 import re
 import sys
 import warnings
+from pathlib import Path
 
 import click
 from tabulate import tabulate
@@ -286,7 +287,8 @@ def _training_options(command):
 @main.command()
 @click.argument("dataset")
 @click.option("--preset", type=click.Choice(["paper", "medium", "fast"]), default="paper", show_default=True,
-              help="paper: the dataset's published hyper-parameters; medium: batch 32, 4x lr; fast: batch 128 (16 for GO), 10x lr.")
+              help="paper: the dataset's published hyper-parameters; medium: batch 32, 4x lr; fast: batch 128, 10x lr "
+                   "(GO, both: batch 16, 5x lr; 'others': batch 16, 10x lr, half the epochs).")
 @_training_options
 @click.option("--valid", type=click.Path(dir_okay=False), default=None, help="Validation ARFF or table (own data).")
 @click.option("--test", type=click.Path(dir_okay=False), default=None, help="Test ARFF or table (own data).")
@@ -320,8 +322,6 @@ def train(dataset: str, preset: str, seed: int, device: str, valid: str | None, 
     untouched, and the same command with --resume continues from there, ending with the same
     model as an uninterrupted run (on the CPU). Without --resume an existing OUT.state is refused.
     """
-    from pathlib import Path
-
     table = {"labels_column": labels_column, "hierarchy": hierarchy_file, "id_column": id_column, "strict": strict}
     train_split, valid_split, test_split, published = _load_training_data(dataset, valid, test, data_dir, table)
 
@@ -344,7 +344,6 @@ def _train_and_save(training: tuple, hierarchy, config, path, valid: tuple | Non
     end with the command that continues the run.
     """
     import time
-    from pathlib import Path
 
     from hmlearn.checkpoint import save_checkpoint
     from hmlearn.errors import TrainingDiverged, TrainingInterrupted
@@ -496,6 +495,8 @@ def predict(checkpoint: str, input_path: str, out: str, threshold: float, images
         paths, ids = list_images(input_path, images, reading.get("image_column"))
         X = load_pixels(paths, model.config.image_size)
     else:
+        if Path(input_path).is_dir():
+            raise HMLError(f"{input_path}: is a folder; this model reads features from an ARFF, CSV or Parquet file")
         X, ids = read_features(input_path, model.standardizer.n_features, model.standardizer)
     proba = model.predict_proba(X)
     write_predictions(out, ids, proba, model.hierarchy, threshold)
@@ -583,8 +584,6 @@ def train_images(table: str, images: str | None, hierarchy_file: str | None, lab
     (frozen: encoded once; --fine-tune: trained too) into the H heads. Defaults follow the
     paper's image runs (METHOD.md section 11): 20 epochs, batch 128, learning rate 1e-3.
     """
-    from pathlib import Path
-
     from hmlearn.data.images import image_splits, load_pixels, read_image_table
 
     reading = _image_table_options(images, hierarchy_file, labels_column, level_columns, image_column,
@@ -602,8 +601,9 @@ def train_images(table: str, images: str | None, hierarchy_file: str | None, lab
     path = Path(out or f"runs/{name}-{config.encoder}-seed{seed}.ckpt")
     valid = (pixels["valid"], parts["valid"].Y) if "valid" in parts else None
     test = (pixels["test"], parts["test"].Y, f"test metrics ({len(parts['test'])} images):") if "test" in parts else None
-    metadata = {"dataset": str(table), "image_table": {k: str(v) if k in ("images_dir", "hierarchy") else v
-                                                       for k, v in reading.items()},
+    # absolute paths: evaluate / predict read the table again, maybe from another folder
+    metadata = {"dataset": str(table), "image_table": {k: str(Path(v).resolve()) if k in ("images_dir", "hierarchy")
+                                                       else v for k, v in reading.items()},
                 "splits": {"test_fraction": test_fraction, "valid_fraction": valid_fraction, "seed": split_seed}}
     description = f"{len(parts['train'])} training images of {data!r}"
     _train_and_save((pixels["train"], parts["train"].Y), data.hierarchy, config, path, valid, test, metadata,
@@ -623,8 +623,6 @@ def make_images(out_dir: str, n_images: int, size: int, seed: int, layout: str) 
     Images under OUT_DIR/images, the table OUT_DIR/labels.csv (with a train / test partition) and
     OUT_DIR/hierarchy.txt: ready for `hmlearn train-images OUT_DIR/labels.csv`.
     """
-    from pathlib import Path
-
     from hmlearn.data.synthetic_images import write_synthetic_images
 
     table = write_synthetic_images(out_dir, n_images, size, seed, layout)
@@ -694,8 +692,6 @@ def sweep(spec_file: str, runs_dir: str | None, executor: str, workers: int | No
     Prints mean AU(PRC), recall and F1 over seeds per dataset and method at the end; exits with
     code 1 if any cell failed (a failed cell is recorded with its error and the others still run).
     """
-    from pathlib import Path
-
     from hmlearn.experiments.runner import default_runs_dir, plan, run_sweep
     from hmlearn.experiments.spec import load_spec
 
@@ -772,8 +768,6 @@ def report(runs: str, fmt: str, out: str | None, baseline: str, metrics: tuple[s
     """Tables, statistical tests and plots of the runs in RUNS (a runs folder holding results.sqlite, or that file)."""
     import os
     import sqlite3
-    from pathlib import Path
-
     os.environ.setdefault("MPLBACKEND", "Agg")  # plots are files: never a window
     from hmlearn.experiments.report import DEFAULT_METRICS, report_path, write_report
     from hmlearn.experiments.store import FILENAME, ResultStore

@@ -394,8 +394,9 @@ def fit(
 
 
 RESUMABLE_CHANGES = ("epochs", "patience", "lr", "encoder_lr", "device", "threads")
-"""Config fields a resumed run may change: more or fewer epochs, a lower learning rate after a
-diverged loss, another device or thread count (the last three end bit-identity, not correctness)."""
+"""Config fields a resumed run may change: more or fewer epochs, a lower learning rate (heads or
+encoder) after a diverged loss, another device or thread count (learning rates, device and threads
+end bit-identity with an uninterrupted run, not correctness)."""
 
 
 def data_fingerprint(X: np.ndarray, Y: np.ndarray, hierarchy: Hierarchy, X_valid: np.ndarray | None = None,
