@@ -10,7 +10,7 @@ sweep (experiments/runner.py): resumable, stored in RUNS/results.sqlite, `hmlear
 gives the full report. Prints AU(PRC), node-macro recall and F1 (percent) and the recall of the
 rare nodes per cell, for plain C-HMCNN and the rare-node weights on either label side.
 
-    python bench/vision_limited_data.py                   # ~5 min on 2 CPU cores
+    python bench/vision_limited_data.py                   # ~8 min on 2 CPU cores
     python bench/vision_limited_data.py --fine-tune       # the encoder trained too (slower)
 """
 
