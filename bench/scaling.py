@@ -6,7 +6,7 @@ a flat ``"bce"`` epoch that uses no MCM at all (the floor), and prints a markdow
 fitted growth exponents and a log-log plot. Claim checked by a number: the fast path's memory
 grows with the edges (slope ~1 against nodes), dense's with nodes squared (slope ~2).
 
-An *epoch* is ``hmlearn.train._train_epoch`` over ``--samples`` samples (default 1,024) in
+An *epoch* is ``hmlearn.training.fit.train_epoch`` over ``--samples`` samples (default 1,024) in
 batches of ``--batch`` (64): a one-layer ``HeadsMLP`` (``--features`` = 16 inputs -> N logits,
 so the MCM and the loss dominate), sigmoid, the objective ``build_objective`` builds (mean
 MCLoss, or flat BCE for ``"bce"``), backward and an Adam step. Labels: 2 random nodes per
@@ -55,7 +55,8 @@ import torch
 from hmlearn.hierarchy import Hierarchy
 from hmlearn.nn.constraint import AUTO_METHOD, METHODS, MaxConstraint
 from hmlearn.nn.heads import HeadsMLP
-from hmlearn.train import TrainConfig, _adam, _train_epoch, build_objective
+from hmlearn.training.config import TrainConfig
+from hmlearn.training.fit import adam, build_objective, train_epoch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mcm_speed import available_bytes  # noqa: E402 -- the benchmark beside this file
@@ -168,7 +169,7 @@ def _epoch_setup(kind: str, n_nodes: int, method: str, seed: int, samples: int, 
     objective = build_objective(config, constraint, closed, hierarchy)
     torch.manual_seed(seed)
     network = HeadsMLP(features, n_nodes, num_layers=1, heads=1).to(device)
-    optimizer = _adam([{"params": list(network.parameters()), "lr": config.lr}], config)
+    optimizer = adam([{"params": list(network.parameters()), "lr": config.lr}], config)
     return hierarchy, network, objective, optimizer, x.to(device), y.to(device)
 
 
@@ -216,7 +217,7 @@ def measure_cell(kind: str, nodes: int, method: str, seed: int = 0, samples: int
     with torch.no_grad():  # the loss of the untrained network on the first batch: equal for every MCM method
         result["initial_loss"] = float(objective(torch.sigmoid(network(x[:batch])), y[:batch]))
     shuffle = torch.Generator().manual_seed(seed)
-    _train_epoch(network, objective, optimizer, x[:2], y[:2], None, 2, shuffle)  # warm-up: loads the code
+    train_epoch(network, objective, optimizer, x[:2], y[:2], None, 2, shuffle)  # warm-up: loads the code
     gc.collect()
     cuda = torch.device(device).type == "cuda"
     if cuda:
@@ -230,7 +231,7 @@ def measure_cell(kind: str, nodes: int, method: str, seed: int = 0, samples: int
     if not run_epoch:
         result["peak_bytes"] = _maxrss_bytes()
         return result
-    result["epoch_loss"] = _train_epoch(network, objective, optimizer, x, y, None, batch, shuffle)
+    result["epoch_loss"] = train_epoch(network, objective, optimizer, x, y, None, batch, shuffle)
     result["peak_bytes"] = (torch.cuda.max_memory_allocated() if cuda else _maxrss_bytes()) - before
     # Timing: not the memory epoch (its big tensors each paid for mmap and page faults), but up to
     # `repeats` more epochs with the thresholds glibc grows to by itself, fewer past the budget.
@@ -238,7 +239,7 @@ def measure_cell(kind: str, nodes: int, method: str, seed: int = 0, samples: int
     times: list[float] = []
     while len(times) < max(repeats, 1) and sum(times) <= epoch_budget_s:
         tic = time.perf_counter()
-        _train_epoch(network, objective, optimizer, x, y, None, batch, shuffle)
+        train_epoch(network, objective, optimizer, x, y, None, batch, shuffle)
         times.append(time.perf_counter() - tic)  # _train_epoch ends with float(loss): synchronised
     result["time_s"], result["runs"] = statistics.median(times), len(times)
     return result
@@ -429,7 +430,7 @@ def markdown_report(rows: list[dict], meta: dict | None = None) -> str:
     lines = [f"torch {meta['torch']}, {meta.get('platform', '')}; the run took {meta['wall_s']:.0f} s.", ""] \
         if "torch" in meta and "wall_s" in meta else []
     lines += [
-        (f"Epoch: `hmlearn.train._train_epoch` over {first['samples']:,} samples at batch {first['batch']} "
+        (f"Epoch: `hmlearn.training.fit.train_epoch` over {first['samples']:,} samples at batch {first['batch']} "
         f"({-(-first['samples'] // first['batch'])} steps): one-layer HeadsMLP ({meta.get('features', 16)} features "
         f"-> N logits), sigmoid, MCM + mean MCLoss (`bce`: flat BCE, no MCM), backward, Adam step. "
         f"Device {first['device']}, {meta.get('threads', 1)} torch thread(s), float32. "

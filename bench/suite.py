@@ -9,7 +9,7 @@ Sections (``--sections``, comma-separated; default all):
 - ``mcm``: max constraint module forward + backward, dense (baseline) vs the fast methods, at
   batch 4 / 64 / 512 on the derisi_FUN tree and the spo_GO DAG (bench/mcm_speed.py's step);
   dense is skipped, with the reason, where its (B, N, N) tensor would not fit.
-- ``epoch``: one C-HMCNN training epoch (hmlearn.train's own ``_train_epoch``: objective + Adam)
+- ``epoch``: one C-HMCNN training epoch (hmlearn.training.fit.train_epoch: objective + Adam)
   at the paper protocol (baseline) and at the ``fast`` preset, on derisi_FUN and spo_GO.
 - ``heads``: H = 1, 2, 4, 8 vectorised heads (one HeadsMLP) vs a loop over H separate single-head
   models (baseline: each trained with its own optimizer, one after another, as a user would),
@@ -65,7 +65,10 @@ from hmlearn.data.store import load_dataset, locate
 from hmlearn.nn.constraint import AUTO_METHOD, MaxConstraint
 from hmlearn.nn.heads import HeadsMLP
 from hmlearn.objectives.uncertainty import MEASURES
-from hmlearn.train import TrainConfig, _adam, _train_epoch, build_objective, fit, preset_config, resolve_device
+from hmlearn.training.config import TrainConfig
+from hmlearn.training.fit import adam, build_objective, fit, train_epoch
+from hmlearn.training.model import resolve_device
+from hmlearn.training.presets import preset_config
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
@@ -209,20 +212,17 @@ def training_config(name: str, preset: str, device: str, **overrides) -> TrainCo
 
 
 def fit_threads(config: TrainConfig) -> int:
-    """The thread count hmlearn.train.fit uses for this config (its rule, restated)."""
+    """The thread count hmlearn.training.fit.fit uses for this config (its rule, restated)."""
     return config.threads or (1 if config.batch_size <= 32 else DEFAULT_THREADS)
 
 
-def adam(network: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """hmlearn.train's Adam for ``network`` (its ``_adam`` takes parameter groups, or the module)."""
-    try:
-        return _adam([{"params": list(network.parameters()), "lr": config.lr}], config)
-    except AttributeError:  # an _adam that takes the module itself
-        return _adam(network, config)
+def network_adam(network: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """fit's Adam (hmlearn.training.fit.adam) for ``network``."""
+    return adam([{"params": list(network.parameters()), "lr": config.lr}], config)
 
 
 class TrainingRun:
-    """fit()'s training objects for one config, and ``__call__``: one epoch of ``_train_epoch``.
+    """fit()'s training objects for one config, and ``__call__``: one epoch of ``train_epoch``.
 
     ``max_steps`` keeps the first ``max_steps x batch`` training rows (an epoch of that many steps).
     """
@@ -239,7 +239,7 @@ class TrainingRun:
                                 config.dropout, config.activation, config.heads).to(device)
         constraint = MaxConstraint(train.hierarchy, config.mcm_method).to(device)
         self.objective = build_objective(config, constraint, train.Y, train.hierarchy)
-        self.optimizer = adam(self.network, config)
+        self.optimizer = network_adam(self.network, config)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.batch = config.batch_size
         self.steps = -(-rows // config.batch_size)
@@ -249,7 +249,7 @@ class TrainingRun:
 
     def _run(self, x: torch.Tensor, y: torch.Tensor) -> float:
         with torch_threads(self.threads):
-            loss = _train_epoch(self.network, self.objective, self.optimizer, x, y, None, self.batch,
+            loss = train_epoch(self.network, self.objective, self.optimizer, x, y, None, self.batch,
                                 self.generator, self.epoch)  # returns a float: waits for the device
         self.epoch += 1
         return loss
@@ -437,7 +437,7 @@ class MemoryProbe:
         methods = multiprocessing.get_all_start_methods()
         self.context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if "forkserver" in methods:
-            self.context.set_forkserver_preload(["torch", "hmlearn.train", "hmlearn.metrics", "hmlearn.data.store"])
+            self.context.set_forkserver_preload(["torch", "hmlearn.training.fit", "hmlearn.metrics", "hmlearn.data.store"])
         baseline = self._child("noop", {})
         self.baseline_mb = baseline.get("peak_mb")
         self.method = (f"peak RSS (VmHWM) of a {self.context.get_start_method()} child per measurement, "
@@ -627,7 +627,7 @@ def section_epoch(ctx: Context) -> dict:
         rows.append(ctx.memory(row, _memory_spec(variants["paper"]), _memory_spec(variants["fast"])))
         del built
         gc.collect()
-    notes.append("hmlearn.train._train_epoch (objective + fused Adam) on train+valid, heads = 1, threads as fit() "
+    notes.append("hmlearn.training.fit.train_epoch (objective + fused Adam) on train+valid, heads = 1, threads as fit() "
                  "chooses them (1 at batch <= 32)")
     return {"rows": rows, "raw": raw, "notes": notes}
 
@@ -778,7 +778,7 @@ def section_objective(ctx: Context) -> dict:
             row["case"] = f"batch {batch}, H = 4: {row['measured']}"
         rows += more_rows
         raw += more_raw
-    notes.append(f"{FUN}, paper network, 4 heads, one _train_epoch over a fixed number of steps per round; "
+    notes.append(f"{FUN}, paper network, 4 heads, one train_epoch over a fixed number of steps per round; "
                  "'overhead' = measured / baseline - 1")
     return {"rows": rows, "raw": raw, "notes": notes}
 

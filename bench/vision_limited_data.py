@@ -41,7 +41,8 @@ def pretrain_encoder(folder: Path, images: int, size: int, epochs: int, seed: in
     from hmlearn.data.images import load_pixels, read_image_table
     from hmlearn.data.synthetic_images import write_synthetic_images
     from hmlearn.nn.encoders import save_encoder_weights
-    from hmlearn.train import TrainConfig, fit
+    from hmlearn.training.config import TrainConfig
+    from hmlearn.training.fit import fit
 
     weights = folder / "small-cnn-pretrained.pt"
     if weights.exists():

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from hmlearn.checkpoint import MAGIC, CheckpointError, load_checkpoint, load_training_state, save_checkpoint
+from hmlearn.training.checkpoint import MAGIC, CheckpointError, load_checkpoint, load_training_state, save_checkpoint
 from hmlearn.data.synthetic import make_hmc_data
-from hmlearn.train import TrainConfig, fit
+from hmlearn.training.config import TrainConfig
+from hmlearn.training.fit import fit
 
 
 @pytest.fixture(scope="module")

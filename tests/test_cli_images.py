@@ -10,7 +10,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from hmlearn.cli import ENCODERS, main
+from hmlearn.cli import main
+from hmlearn.training.config import ENCODERS
 from hmlearn.data.synthetic_images import synthetic_image_hierarchy
 from hmlearn.experiments.spec import SpecError, expand, parse_spec
 
@@ -160,7 +161,8 @@ def test_image_dataset_entries_are_validated_and_expanded(tmp_path):
 def test_train_fraction_trains_on_the_stratified_rows():
     from hmlearn.data.splitting import training_fraction
     from hmlearn.data.synthetic import make_hmc_data
-    from hmlearn.train import TrainConfig, fit
+    from hmlearn.training.config import TrainConfig
+    from hmlearn.training.fit import fit
 
     data = make_hmc_data(n_samples=200, n_features=5, n_nodes=12, seed=4)
     config = TrainConfig(hidden_dim=16, epochs=2, batch_size=16, seed=3, node_weights="class-wise")

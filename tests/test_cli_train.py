@@ -71,7 +71,7 @@ def test_train_registry_dataset_uses_published_hyperparameters(tmp_path):
 
 
 def test_rare_node_options_are_recorded_in_the_checkpoint(tmp_path):
-    from hmlearn.checkpoint import load_checkpoint
+    from hmlearn.training.checkpoint import load_checkpoint
 
     train, _ = train_test_split(make_hmc_data(n_samples=80, n_features=4, n_nodes=10, seed=1), 0.25)
     write_arff(train, tmp_path / "train.arff")

@@ -61,7 +61,7 @@ def test_errors_are_clear(data):
 def test_every_training_option_is_an_estimator_parameter():
     from dataclasses import fields
 
-    from hmlearn.train import TrainConfig
+    from hmlearn.training.config import TrainConfig
 
     assert {f.name for f in fields(TrainConfig)} <= set(HMCClassifier().get_params())
 

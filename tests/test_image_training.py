@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from hmlearn import checkpoint
-from hmlearn.checkpoint import load_checkpoint, load_training_state, save_checkpoint
+from hmlearn.training import checkpoint
+from hmlearn.training.checkpoint import load_checkpoint, load_training_state, save_checkpoint
 from hmlearn.errors import HMLError, TrainingInterrupted
 from hmlearn.hierarchy import Hierarchy
 from hmlearn.metrics import au_prc, is_coherent
 from hmlearn.nn.encoders import build_encoder, encode_images, save_encoder_weights
 from hmlearn.objectives.rare_node import Objective
-from hmlearn.train import IMAGE_FIELDS, TrainConfig, config_differences, fit
+from hmlearn.training.config import IMAGE_FIELDS, TrainConfig, config_differences
+from hmlearn.training.fit import fit
 
 LEAVES = ("stripes/horizontal", "stripes/vertical", "dots")
 IMAGES = TrainConfig(encoder="small-cnn", image_size=32, hidden_dim=32, dropout=0.2, batch_size=16, epochs=3,

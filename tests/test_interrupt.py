@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hmlearn.checkpoint import load_checkpoint, load_training_state
+from hmlearn.training.checkpoint import load_checkpoint, load_training_state
 from hmlearn.cli import main
 from hmlearn.data.arff import write_arff
 from hmlearn.data.synthetic import make_hmc_data
@@ -65,7 +65,7 @@ def _run_cli(argv: list[str], cwd) -> None:
 
 def _forking_context():
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["torch", "torch._dynamo", "hmlearn.cli", "hmlearn.checkpoint", "hmlearn.metrics",
+    context.set_forkserver_preload(["torch", "torch._dynamo", "hmlearn.cli", "hmlearn.training.checkpoint", "hmlearn.metrics",
                                     "hmlearn.data.store", __name__])
     return context
 
@@ -170,18 +170,18 @@ def test_a_state_file_is_not_overwritten_without_resume(tiny, tmp_path):
 
 
 def test_diverged_loss_says_how_to_resume_with_a_lower_learning_rate(tiny, tmp_path, monkeypatch):
-    from hmlearn import train as training
+    import hmlearn.training.fit as training
     from hmlearn.errors import TrainingDiverged
 
     _, arff, *_ = tiny
-    real = training._train_epoch
+    real = training.train_epoch
 
     def diverging(*args):
         if args[-1] == 2:  # the third epoch
             raise TrainingDiverged("training diverged: loss is nan at epoch 3, batch 5; lower the learning rate", 3, 5)
         return real(*args)
 
-    monkeypatch.setattr(training, "_train_epoch", diverging)
+    monkeypatch.setattr(training, "train_epoch", diverging)
     out = tmp_path / "tiny.ckpt"
     result = CliRunner().invoke(main, ["train", str(arff), *OPTIONS[2:], "--epochs", "4", "--lr", "0.01",
                                        "--out", str(out)])

@@ -10,7 +10,8 @@ from hmlearn.nn.constraint import MaxConstraint, mc_loss
 from hmlearn.objectives.rare_node import Objective
 from hmlearn.objectives.uncertainty import uncertainty
 from hmlearn.objectives.weights import NodeWeights
-from hmlearn.train import TrainConfig, fit
+from hmlearn.training.config import TrainConfig
+from hmlearn.training.fit import fit
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,9 @@ from hmlearn.data.synthetic import make_hmc_data, train_test_split
 from hmlearn.errors import HMLError, TrainingDiverged, TrainingInterrupted
 from hmlearn.metrics import au_prc, is_coherent
 from hmlearn.objectives.rare_node import Objective
-from hmlearn.train import TrainConfig, fit, preset_config
+from hmlearn.training.config import TrainConfig
+from hmlearn.training.fit import fit
+from hmlearn.training.presets import preset_config
 
 SMALL = TrainConfig(hidden_dim=32, dropout=0.2, batch_size=16, epochs=8, lr=3e-3, threads=1)
 

@@ -65,6 +65,6 @@ def test_unknown_measure_and_wrong_shape():
 
 
 def test_cli_lists_every_measure():
-    from hmlearn.cli import UNCERTAINTY_MEASURES
+    from hmlearn.training.config import UNCERTAINTY_MEASURES
 
     assert tuple(MEASURES) == UNCERTAINTY_MEASURES

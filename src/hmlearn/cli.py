@@ -12,11 +12,10 @@ import click
 from tabulate import tabulate
 
 from hmlearn.errors import HMLError
+from hmlearn.training.config import OPTIONS, UNCERTAINTY_MEASURES, OptionError, TrainConfig, check_option, option_type
+from hmlearn.training.presets import IMAGE_SETTINGS, PRESET_HELP, PRESET_NAMES, preset_config
 
 TABLE_FORMATS = click.Choice(["simple", "github", "plain"])
-# Spelled out so `hmlearn --help` does not import torch; a test keeps it equal to uncertainty.MEASURES.
-UNCERTAINTY_MEASURES = ("mean", "predictive", "aleatoric", "epistemic", "epistemic_kl", "gated")
-ENCODERS = ("small-cnn", "resnet18", "resnet50", "vit_b_16")  # a test keeps it equal to nn.encoders.ENCODERS
 
 
 class _Group(click.Group):
@@ -142,62 +141,6 @@ def _warnings_as_lines():
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
-def _load_training_data(dataset: str, valid: str | None, test: str | None, data_dir: str | None,
-                        table: dict | None = None):
-    """(train, valid or None, test or None, published hyper-parameters) for a registry name, ARFF or table.
-
-    ``table``: ``read_tables`` options (labels_column, hierarchy, id_column, strict) for CSV / Parquet.
-    Every split is checked before training: not empty, the training feature count, and no value
-    that overflows once standardised with the training statistics.
-    """
-    from hmlearn.data.registry import get_spec
-    from hmlearn.data.store import load_dataset
-    from hmlearn.data.table import is_table, read_tables
-
-    table = {k: v for k, v in (table or {}).items() if v not in (None, False)}
-    if is_table(dataset):
-        others = [p for p in (valid, test) if p]
-        for path in others:
-            if not is_table(path):
-                raise HMLError(f"{path}: --valid and --test must be CSV or Parquet tables when {dataset} is one")
-        with _warnings_as_lines():
-            parts = read_tables([dataset, *others], **table)
-        rest = iter(parts[1:])
-        train, extra = parts[0], [next(rest) if p else None for p in (valid, test)]
-        published: dict = {}
-    elif table:
-        options = ", ".join("--" + k.replace("_", "-") for k in table)
-        raise HMLError(f"{options}: only for CSV / Parquet tables; {dataset} declares its labels and hierarchy itself")
-    elif dataset.endswith(".arff"):
-        train = load_dataset(dataset)
-        extra = [load_dataset(p) if p else None for p in (valid, test)]
-        for part in extra:
-            if part is not None and part.hierarchy != train.hierarchy:
-                raise HMLError(f"{part.name}: its hierarchy differs from {dataset}'s")
-        published = {}
-    else:
-        spec = get_spec(dataset)
-        train, test_split = load_dataset(spec.name, ("trainvalid", "test"), data_dir=data_dir)
-        extra, published, (valid, test) = [None, test_split], spec.hyperparameters(), (None, f"{spec.name} [test]")
-    _check_splits(train, dataset, [(part, path) for part, path in zip(extra, (valid, test)) if part is not None])
-    return train, extra[0], extra[1], published
-
-
-def _check_splits(train, train_path: str, others: list) -> None:
-    """Refuse, naming the file, an empty split, a feature-count mismatch or a value that overflows later."""
-    from hmlearn.data.preprocessing import Standardizer
-
-    for part, path in [(train, train_path), *others]:
-        if len(part) == 0:
-            raise HMLError(f"{path}: no samples (the data section is empty); add one row per sample")
-        if part.n_features != train.n_features:
-            raise HMLError(f"{path}: {part.n_features} feature columns, {train_path} has {train.n_features}")
-    if others:
-        standardizer = Standardizer.fit(train.X)
-        for part, path in others:
-            standardizer.transform(part.X, source=str(path), feature_names=part.feature_names or None)
-
-
 def _resume_command(lr: float | None = None) -> str:
     """This command line with --resume added (and --lr replaced): how to continue the run."""
     import shlex
@@ -212,84 +155,105 @@ def _resume_command(lr: float | None = None) -> str:
     return shlex.join(["hmlearn", *argv])
 
 
-def _finished_run(path, config, fingerprint: str) -> int:
-    """Epochs of the complete checkpoint at ``path``, which must hold this run (same config and data)."""
-    from hmlearn.checkpoint import load_checkpoint
-    from hmlearn.train import config_differences
-
-    model, metadata = load_checkpoint(path)
-    differences = config_differences(vars(model.config), config, ignore=("device", "threads"))
-    if metadata.get("data_sha256") != fingerprint:
-        differences.append("the training data or hierarchy")
-    if differences:
-        raise HMLError(f"{path} exists but holds another run ({'; '.join(differences)}); "
-                       "delete it or choose another --out")
-    return len(model.history)
-
-
 def _print_metrics(metrics: dict, header: str) -> None:
     click.echo(header)
     rows = [(k, str(v) if isinstance(v, bool) else f"{v:.4f}") for k, v in metrics.items()]
     click.echo(tabulate(rows, headers=["metric", "value"], tablefmt="simple"))
 
 
-# Options of every training command (model, objective, baselines, run): train and train-images.
-TRAINING_OPTIONS = [
-    click.option("--epochs", type=int, default=None),
-    click.option("--batch-size", type=int, default=None),
-    click.option("--lr", type=float, default=None),
-    click.option("--hidden-dim", type=int, default=None),
-    click.option("--num-layers", type=int, default=None),
-    click.option("--dropout", type=float, default=None),
-    click.option("--weight-decay", type=float, default=None),
-    click.option("--activation", type=click.Choice(["relu", "gelu", "tanh", "elu"]), default=None),
-    click.option("--heads", type=int, default=None, help="Ensemble members trained together."),
-    click.option("--objective", type=click.Choice(["mcloss", "bce"]), default=None,
-                 help="mcloss (C-HMCNN) or bce (flat baseline)."),
-    click.option("--node-weights", type=click.Choice(["class-wise", "binary"]), default=None,
-                 help="Node-wise imbalance weights (rare nodes weigh more)."),
-    click.option("--omega", type=float, default=None, help="Minimum node weight [0.25]."),
-    click.option("--weight-side", type=click.Choice(["positive", "published"]), default=None,
-                 help="Label side the rare-node weights multiply: published (y = 0 terms, as the published code) or positive [published]."),
-    click.option("--descendant-counts/--plain-counts", default=None,
-                 help="Node counts summed over descendants, or plain [plain: matches the published code]."),
-    click.option("--negative-weights/--no-negative-weights", default=None,
-                 help="Also weight the y = 0 terms from negative counts [no]."),
-    click.option("--focal", type=click.Choice(UNCERTAINTY_MEASURES), default=None,
-                 help="Focal weight from this ensemble uncertainty measure."),
-    click.option("--focal-k", type=float, default=None, help="Focal power k [2]."),
-    click.option("--focal-min", type=float, default=None, help="Focal floor gamma_min [0.25]."),
-    click.option("--focal-gamma", type=float, default=None, help="Baseline: standard focal loss gamma [off]."),
-    click.option("--scheduler", type=click.Choice(["linear", "polynomial", "alternating"]), default=None,
-                 help="Baseline: move node weights towards 1 within each epoch."),
-    click.option("--scheduler-power", type=float, default=None, help="Power k of the polynomial scheduler [2]."),
-    click.option("--mixed-lambda", type=float, default=None, help="Baseline: lambda * weighted + (1 - lambda) * plain."),
-    click.option("--resample", type=click.Choice(["hierarchical"]), default=None,
-                 help="Baseline: over-sample minority label paths."),
-    click.option("--sample-weights", type=click.Choice(["inverse-frequency"]), default=None,
-                 help="Baseline: observation-level inverse-frequency weights."),
-    click.option("--train-fraction", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
-                 help="Limited data: train on this fraction of the training rows, stratified on the hierarchy [1]."),
-    click.option("--seed", type=int, default=0, show_default=True),
-    click.option("--patience", type=int, default=None, help="Early stopping on --valid AU(PRC)."),
-    click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 or auto."),
-    click.option("--threads", type=int, default=None, help="torch CPU threads."),
+class _TrainingOptionType(click.ParamType):
+    """A TrainConfig option on the command line: converted and checked by training/config.py's
+    ``check_option``, so a bad value is one line in the spec validator's words (``--epochs: 0 is out
+    of range [1, inf)``)."""
+
+    def __init__(self, option: str, flag: str) -> None:
+        self.option, self.flag = option, flag
+        self.base, _ = option_type(option)
+        self.name = {int: "integer", float: "float"}.get(self.base, "text")
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and self.base in (int, float):
+            try:
+                value = self.base(value)
+            except ValueError:
+                kind = "an integer" if self.base is int else "a number"
+                raise HMLError(f"{self.flag}: expected {kind}, got {value!r}") from None
+        try:
+            return check_option(self.option, value)
+        except OptionError as error:
+            raise HMLError(f"{self.flag}: {error}") from None
+
+    def get_metavar(self, param, ctx=None) -> str:
+        choices = OPTIONS[self.option].choices
+        return f"[{'|'.join(choices)}]" if choices else self.name.upper()
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(c) for c in OPTIONS[self.option].choices if c.startswith(incomplete)]
+
+
+def _shown_default(value) -> str:
+    if value is None:
+        return "off"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _training_options(*groups: str, published: tuple[str, ...] = ()):
+    """Adds a click option for every TrainConfig field of ``groups`` (training/config.py declares them).
+
+    Each ends up in the command's ``**overrides`` under its field name, None when not given (the
+    preset and the dataset's published settings decide then). ``published``: fields whose default
+    comes from the dataset, said so in the help.
+    """
+    defaults = TrainConfig()
+
+    def decorate(command):
+        for name, spec in reversed(list(OPTIONS.items())):
+            if spec.group not in groups:
+                continue
+            flag = spec.flag or "--" + name.replace("_", "-")
+            shown = "dataset's published value, else " if name in published else ""
+            help_text = f"{spec.help} [{shown}{_shown_default(getattr(defaults, name))}]"
+            if option_type(name)[0] is bool:
+                off = spec.off_flag or "--no-" + flag.removeprefix("--")
+                command = click.option(f"{flag}/{off}", name, default=None, help=help_text)(command)
+            else:
+                command = click.option(flag, name, type=_TrainingOptionType(name, flag), default=None,
+                                       help=help_text)(command)
+        return command
+
+    return decorate
+
+
+PUBLISHED = ("hidden_dim", "num_layers", "dropout", "lr", "weight_decay", "batch_size", "epochs")
+"""TrainConfig fields a standard dataset publishes (data/registry.py hyperparameters)."""
+RUN_OPTIONS = [
+    click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+                 help="Checkpoint path [runs/NAME-seedN.ckpt]."),
+    click.option("--quiet", is_flag=True, help="No progress bar."),
+    click.option("--resume", is_flag=True,
+                 help="Continue the unfinished run saved in OUT.state (after a crash, a kill or Ctrl-C): same data "
+                      "and options, though --epochs, --patience, --lr, --threads and --device may change. Starts "
+                      "afresh where there is no state; does nothing when OUT is already complete."),
+    click.option("--save-every", type=click.IntRange(min=0), default=1, show_default=True,
+                 help="Save the training state to OUT.state every N epochs (0: never). It is deleted once OUT is "
+                      "written, so a finished run leaves only its checkpoint."),
 ]
 
 
-def _training_options(command):
-    """Adds TRAINING_OPTIONS to a click command (they end up in its ``**overrides``)."""
-    for option in reversed(TRAINING_OPTIONS):
+def _run_options(command):
+    for option in reversed(RUN_OPTIONS):
         command = option(command)
     return command
 
 
 @main.command()
 @click.argument("dataset")
-@click.option("--preset", type=click.Choice(["paper", "medium", "fast"]), default="paper", show_default=True,
-              help="paper: the dataset's published hyper-parameters; medium: batch 32, 4x lr; fast: batch 128, 10x lr "
-                   "(GO, both: batch 16, 5x lr; 'others': batch 16, 10x lr, half the epochs).")
-@_training_options
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default="paper", show_default=True, help=PRESET_HELP)
+@_training_options("training", published=PUBLISHED)
 @click.option("--valid", type=click.Path(dir_okay=False), default=None, help="Validation ARFF or table (own data).")
 @click.option("--test", type=click.Path(dir_okay=False), default=None, help="Test ARFF or table (own data).")
 @click.option("--labels-column", default=None, help="Table: the column of label paths joined by ';' [labels].")
@@ -298,19 +262,10 @@ def _training_options(command):
 @click.option("--id-column", default=None, help="Table: the sample id column [id, sample, gene, ... or a text first column].")
 @click.option("--strict", is_flag=True, help="Table: refuse a label listed without its ancestors instead of adding them.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
-@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
-              help="Checkpoint path [default: runs/DATASET-seedN.ckpt].")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--resume", is_flag=True,
-              help="Continue the unfinished run saved in OUT.state (after a crash, a kill or Ctrl-C): same data "
-                   "and options, though --epochs, --patience, --lr, --threads and --device may change. Starts "
-                   "afresh where there is no state; does nothing when OUT is already complete.")
-@click.option("--save-every", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Save the training state to OUT.state every N epochs (0: never). It is deleted once OUT is "
-                   "written, so a finished run leaves only its checkpoint.")
-def train(dataset: str, preset: str, seed: int, device: str, valid: str | None, test: str | None,
-          labels_column: str | None, hierarchy_file: str | None, id_column: str | None, strict: bool,
-          data_dir: str | None, out: str | None, quiet: bool, resume: bool, save_every: int, **overrides) -> None:
+@_run_options
+def train(dataset: str, preset: str, valid: str | None, test: str | None, labels_column: str | None,
+          hierarchy_file: str | None, id_column: str | None, strict: bool, data_dir: str | None, out: str | None,
+          quiet: bool, resume: bool, save_every: int, **overrides) -> None:
     """Train C-HMCNN on DATASET (a standard dataset's name, an ARFF file or a CSV / Parquet table).
 
     A standard dataset trains on train + valid with its published hyper-parameters and is
@@ -322,73 +277,42 @@ def train(dataset: str, preset: str, seed: int, device: str, valid: str | None, 
     untouched, and the same command with --resume continues from there, ending with the same
     model as an uninterrupted run (on the CPU). Without --resume an existing OUT.state is refused.
     """
+    from hmlearn.data.sources import open_dataset
+
     table = {"labels_column": labels_column, "hierarchy": hierarchy_file, "id_column": id_column, "strict": strict}
-    train_split, valid_split, test_split, published = _load_training_data(dataset, valid, test, data_dir, table)
-
-    from hmlearn.train import preset_config  # torch: imported once the data is known to be good
-
-    config = preset_config(published, preset, len(train_split.hierarchy), seed=seed, device=device, **overrides)
-    path = Path(out or f"runs/{train_split.name or 'model'}-seed{seed}.ckpt")
-    valid_data = (valid_split.X, valid_split.Y) if valid_split else None
-    test_data = (test_split.X, test_split.Y, f"test metrics ({len(test_split)} samples):") if test_split else None
-    _train_and_save((train_split.X, train_split.Y), train_split.hierarchy, config, path, valid_data, test_data,
-                    {"dataset": dataset}, repr(train_split), quiet, resume, save_every)
+    with _warnings_as_lines():
+        source = open_dataset(dataset, valid, test, data_dir, table)
+    config = preset_config(source.published, preset, source.n_outputs, **overrides)
+    path = Path(out or f"runs/{source.name}-seed{config.seed}.ckpt")
+    _train_and_report(source, config, path, quiet, resume, save_every)
 
 
-def _train_and_save(training: tuple, hierarchy, config, path, valid: tuple | None, test: tuple | None,
-                    metadata: dict, description: str, quiet: bool, resume: bool, save_every: int) -> None:
-    """fit -> checkpoint at ``path``, with the resumable state beside it, then the test metrics.
-
-    ``training`` and ``valid`` are (X, Y); ``test`` is (X, Y, header). Shared by every training
-    command: a finished checkpoint is not trained again with --resume, Ctrl-C and a diverged loss
-    end with the command that continues the run.
-    """
-    import time
-
-    from hmlearn.checkpoint import save_checkpoint
+def _train_and_report(source, config, path: Path, quiet: bool, resume: bool, save_every: int) -> None:
+    """workflows.train_and_save with the command's lines: progress, where the checkpoint is, test metrics,
+    and on Ctrl-C or a diverged loss the command that continues the run."""
     from hmlearn.errors import TrainingDiverged, TrainingInterrupted
-    from hmlearn.metrics import evaluate
-    from hmlearn.train import data_fingerprint, fit
+    from hmlearn.workflows import train_and_save
 
-    path = Path(path)
-    state = Path(f"{path}.state") if save_every else None
-    X, Y = training
-    X_valid, Y_valid = valid if valid else (None, None)
-    fingerprint = data_fingerprint(X, Y, hierarchy, X_valid, Y_valid)
-    if resume and path.exists():
-        epochs = _finished_run(path, config, fingerprint)
-        if state is not None:
-            state.unlink(missing_ok=True)  # left by a stop between writing the checkpoint and deleting it
-        click.echo(f"{path} is already complete ({epochs} epochs); nothing to do")
-        return
-    if state is not None and state.exists() and not resume:
-        raise HMLError(f"{state} holds an unfinished run; continue it with --resume, or delete it to start afresh")
-    click.echo(f"training on {description}\n{config}")
-    if resume and state is not None and state.exists():
-        click.echo(f"resuming from {state}")
-    started = time.perf_counter()
+    state = Path(f"{path}.state")
     try:
-        model = fit(X, Y, hierarchy, config, X_valid, Y_valid, progress=not quiet, state_path=state, resume=resume,
-                    save_every=max(save_every, 1))
-        seconds = time.perf_counter() - started
-        save_checkpoint(model, path, {**metadata, "seconds": seconds, "data_sha256": fingerprint})
+        result = train_and_save(source, config, path, resume, save_every, progress=not quiet, log=click.echo)
     except TrainingDiverged as error:
         if not error.saved_epoch:
             raise
         raise HMLError(f"{error}: {_resume_command(lr=config.lr / 10)}") from None
     except KeyboardInterrupt as stop:
         where = f"interrupted at epoch {stop.epoch}" if isinstance(stop, TrainingInterrupted) else "interrupted"
-        if state is None or not state.exists():
+        if not save_every or not state.exists():
             raise KeyboardInterrupt(f"{where}; nothing was saved") from None
         saved = f" (epochs 1-{stop.saved_epoch} saved in {state})" if isinstance(stop, TrainingInterrupted) else ""
         raise KeyboardInterrupt(f"{where}{saved}; resume with: {_resume_command()}") from None
-    if state is not None:
-        state.unlink(missing_ok=True)
-    click.echo(f"trained in {seconds:.1f} s; checkpoint: {path}")
-    if test is not None:
-        X_test, Y_test, header = test
-        metrics = evaluate(Y_test, model.predict_proba(X_test), hierarchy, train_Y=Y)
-        _print_metrics(metrics, header)
+    if result.model is None:
+        click.echo(f"{path} is already complete ({result.already_complete_epochs} epochs); nothing to do")
+        return
+    click.echo(f"trained in {result.seconds:.1f} s; checkpoint: {path}")
+    if result.test_metrics is not None:
+        unit = "images" if source.metadata.get("image_table") else "samples"
+        _print_metrics(result.test_metrics, f"test metrics ({len(source.test)} {unit}):")
 
 
 @main.command("evaluate")
@@ -404,9 +328,10 @@ def _train_and_save(training: tuple, hierarchy, config, path, valid: tuple | Non
 @click.option("--uncertainty", "measure", default="predictive", show_default=True,
               type=click.Choice(UNCERTAINTY_MEASURES),
               help="Measure for the per-node mean uncertainty.")
-@click.option("--mc-samples", type=int, default=0, show_default=True, help="MC-dropout passes (0: off).")
+@click.option("--mc-samples", type=click.IntRange(min=0), default=0, show_default=True,
+              help="MC-dropout passes (0: off).")
 @click.option("--breakdown", is_flag=True, help="Also print recall by depth and by training-frequency bucket.")
-@click.option("--threshold", type=float, default=0.5, show_default=True)
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True)
 @click.option("--labels-column", default="labels", show_default=True, help="Table: the column of label paths.")
 @click.option("--id-column", default=None, help="Table: the sample id column [id, sample, gene, ... or a text first column].")
 def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | None, images: str | None,
@@ -414,68 +339,41 @@ def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | 
                      labels_column: str, id_column: str | None) -> None:
     """Metrics of CHECKPOINT on DATASET (a standard dataset's name, an ARFF file or a CSV / Parquet table;
     for a model trained with train-images, an image table read as in training)."""
-    import numpy as np
-    import torch
-
-    from hmlearn.checkpoint import load_checkpoint
-    from hmlearn.data.store import load_dataset
-    from hmlearn.data.table import is_table, read_table
     from hmlearn.fileio import atomic_write
-    from hmlearn.metrics import evaluate, per_node_table
-    from hmlearn.objectives.uncertainty import uncertainty
+    from hmlearn.workflows import evaluate_checkpoint, per_node_report
 
-    model, metadata = load_checkpoint(checkpoint)
-    if model.encoder is not None:
-        data, pixels, train_Y = _image_split(model, metadata, dataset, images, split)
-    elif is_table(dataset):
-        with _warnings_as_lines():
-            data = read_table(dataset, labels_column, model.hierarchy, id_column)
-        train_Y = None
-    elif dataset.endswith(".arff"):
-        data, train_Y = load_dataset(dataset), None
-    else:
-        data = load_dataset(dataset, split, data_dir=data_dir)
-        train_Y = load_dataset(dataset, "trainvalid", data_dir=data_dir).Y
-    if data.hierarchy != model.hierarchy:
-        raise HMLError(f"{dataset}: its hierarchy differs from the one {checkpoint} was trained on")
-    if len(data) == 0:
-        raise HMLError(f"{dataset}: no samples (the data section is empty); add one row per sample")
-    if model.encoder is not None:
-        X = model.features(pixels)
-    elif data.n_features != model.standardizer.n_features:
-        raise HMLError(f"{dataset}: {data.n_features} feature columns, the model was trained on "
-                       f"{model.standardizer.n_features}")
-    else:
-        X = model.standardizer.transform(data.X, source=dataset, feature_names=data.feature_names or None)
-    proba = model.predict_proba(X, mc_samples, standardized=True)
-    metrics = evaluate(data.Y, proba, model.hierarchy, train_Y=train_Y, threshold=threshold)
-    _print_metrics(metrics, f"{dataset} [{split}], {len(data)} samples:")
+    with _warnings_as_lines():
+        result = evaluate_checkpoint(checkpoint, dataset, split, data_dir, images, labels_column, id_column,
+                                     mc_samples, threshold)
+    _print_metrics(result.metrics, f"{dataset} [{split}], {len(result.data)} samples:")
     if breakdown:
-        from hmlearn.metrics import recall_by_depth, recall_by_frequency
-
-        click.echo("\nnode-macro recall (percent) by depth:")
-        formats = ("g", ".0f", ".0f", ".2f")  # index, n_nodes, n_present, recall
-        by_depth = recall_by_depth(data.Y, proba, model.hierarchy, threshold)
-        click.echo(tabulate(by_depth, headers="keys", floatfmt=formats))
-        if train_Y is not None:
-            click.echo("\nnode-macro recall (percent) by training positives:")
-            by_bucket = recall_by_frequency(data.Y, proba, model.hierarchy, train_Y, threshold=threshold)
-            click.echo(tabulate(by_bucket, headers="keys", floatfmt=formats))
+        _print_breakdown(result, threshold)
     if per_node:
-        table = per_node_table(data.Y, proba, model.hierarchy, threshold=threshold, train_Y=train_Y)
-        members = model.member_probabilities(X, mc_samples, standardized=True)  # only the table needs them
-        node_uncertainty = uncertainty(torch.from_numpy(members), measure).mean(dim=0).numpy()
-        table[f"mean_uncertainty_{measure}"] = np.round(node_uncertainty[model.hierarchy.evaluated], 4)
+        table = per_node_report(result, measure, threshold)
         with atomic_write(per_node, "w") as handle:
             table.to_csv(handle, index=False)
         click.echo(f"per-node table: {per_node}")
+
+
+def _print_breakdown(result, threshold: float) -> None:
+    from hmlearn.metrics import recall_by_depth, recall_by_frequency
+
+    hierarchy = result.model.hierarchy
+    click.echo("\nnode-macro recall (percent) by depth:")
+    formats = ("g", ".0f", ".0f", ".2f")  # index, n_nodes, n_present, recall
+    click.echo(tabulate(recall_by_depth(result.data.Y, result.proba, hierarchy, threshold), headers="keys",
+                        floatfmt=formats))
+    if result.train_Y is not None:
+        click.echo("\nnode-macro recall (percent) by training positives:")
+        by_bucket = recall_by_frequency(result.data.Y, result.proba, hierarchy, result.train_Y, threshold=threshold)
+        click.echo(tabulate(by_bucket, headers="keys", floatfmt=formats))
 
 
 @main.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="CSV or .parquet file.")
-@click.option("--threshold", type=float, default=0.5, show_default=True)
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True)
 @click.option("--images", type=click.Path(file_okay=False), default=None,
               help="Image models, INPUT a table: the folder its image cells are relative to [the table's folder].")
 def predict(checkpoint: str, input_path: str, out: str, threshold: float, images: str | None) -> None:
@@ -484,8 +382,8 @@ def predict(checkpoint: str, input_path: str, out: str, threshold: float, images
     INPUT: ARFF, or CSV / Parquet of feature columns; for a model trained with train-images, a
     folder of images (every image below it) or a table with an image column.
     """
-    from hmlearn.checkpoint import load_checkpoint
     from hmlearn.predict_io import read_features, write_predictions
+    from hmlearn.training.checkpoint import load_checkpoint
 
     model, metadata = load_checkpoint(checkpoint)
     if model.encoder is not None:
@@ -515,42 +413,10 @@ def _image_table_options(images: str | None, hierarchy_file: str | None, labels_
     return {k: v for k, v in options.items() if v is not None}
 
 
-def _image_split(model, metadata: dict, table: str, images: str | None, split: str):
-    """(ImageDataset, pixels, training labels or None) of ``split`` of an image table, read as in training."""
-    from hmlearn.data.images import image_splits, load_pixels, read_image_table
-
-    reading = dict(metadata.get("image_table", {}))
-    if images is not None:
-        reading["images_dir"] = images
-    if reading.get("hierarchy") is None or not str(reading["hierarchy"]).strip():
-        reading["hierarchy"] = model.hierarchy  # a label outside the model's hierarchy is an error naming its row
-    with _warnings_as_lines():
-        data = read_image_table(table, **reading)
-    splits = metadata.get("splits", {"test_fraction": 0.3, "valid_fraction": 0.0, "seed": 0})
-    parts = image_splits(data, splits["test_fraction"], splits["valid_fraction"], splits["seed"])
-    if split == "all":
-        chosen, train_Y = data, None
-    elif split in parts:
-        chosen, train_Y = parts[split], parts["train"].Y
-    else:
-        raise HMLError(f"{table}: no {split!r} split; choose from {', '.join([*parts, 'all'])}")
-    return chosen, load_pixels(chosen.paths, model.config.image_size, progress=True), train_Y
-
-
 @main.command("train-images")
 @click.argument("table", type=click.Path(dir_okay=False))
 @click.option("--images", type=click.Path(file_okay=False), default=None,
               help="Folder the table's image cells are relative to [the table's folder].")
-@click.option("--encoder", type=click.Choice(ENCODERS), default="resnet50", show_default=True,
-              help="Image encoder feeding the heads (small-cnn: a small CNN for CPUs and tests).")
-@click.option("--encoder-weights", type=click.Path(dir_okay=False), default=None,
-              help="Local weights file for the encoder (torchvision .pth or hmlearn's) [random initialisation].")
-@click.option("--alpha", "encoder_alpha", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Suboptimal encoder: weights moved towards a random initialisation by alpha [0].")
-@click.option("--fine-tune/--frozen", "fine_tune", default=None, help="Train the encoder too [frozen].")
-@click.option("--encoder-lr", type=float, default=None, help="Fine-tuning learning rate of the encoder [--lr].")
-@click.option("--image-size", type=click.IntRange(min=8), default=None, show_default="224",
-              help="Images are resized (shorter side) and centre-cropped to this square size.")
 @click.option("--hierarchy", "hierarchy_file", type=click.Path(dir_okay=False), default=None,
               help="Hierarchy file, one path per line [built from the labels]; needed for index-list labels.")
 @click.option("--labels-column", default=None, help="Column of label paths joined by ';' [labels, catami_*].")
@@ -564,50 +430,32 @@ def _image_split(model, metadata: dict, table: str, images: str | None, split: s
 @click.option("--valid-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
               help="Without a split column: images held out for early stopping (with --patience).")
 @click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the stratified split.")
-@_training_options
-@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
-              help="Checkpoint path [runs/TABLE-ENCODER-seedN.ckpt].")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-@click.option("--resume", is_flag=True, help="Continue the unfinished run saved in OUT.state (see train --help).")
-@click.option("--save-every", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Save the training state to OUT.state every N epochs (0: never).")
+@_training_options("image", "training", published=tuple(IMAGE_SETTINGS))
+@_run_options
 def train_images(table: str, images: str | None, hierarchy_file: str | None, labels_column: str | None,
                  level_columns: str | None, image_column: str | None, split_column: str | None,
                  separator: str | None, strict: bool, test_fraction: float, valid_fraction: float, split_seed: int,
-                 seed: int, device: str, out: str | None, quiet: bool, resume: bool, save_every: int,
-                 **overrides) -> None:
+                 out: str | None, quiet: bool, resume: bool, save_every: int, **overrides) -> None:
     """Train the heads on images listed in TABLE (CSV / Parquet: one row per image, its labels).
 
     Labels are hierarchy paths (several per image joined by ';'), one column per level, or
     BenthicNet-style index lists into --hierarchy. The table's split column gives train / valid /
     test; without one, a stratified split by --test-fraction. Images go through the encoder
     (frozen: encoded once; --fine-tune: trained too) into the H heads. Defaults follow the
-    paper's image runs (METHOD.md section 11): 20 epochs, batch 128, learning rate 1e-3.
+    paper's image runs (METHOD.md section 11): ResNet-50, 20 epochs, batch 128, learning rate 1e-3.
     """
-    from hmlearn.data.images import image_splits, load_pixels, read_image_table
+    from hmlearn.data.sources import open_images
 
     reading = _image_table_options(images, hierarchy_file, labels_column, level_columns, image_column,
                                    split_column, separator, strict)
-    with _warnings_as_lines():
-        data = read_image_table(table, **reading)
-    parts = image_splits(data, test_fraction, valid_fraction, split_seed)
-    from hmlearn.train import IMAGE_SETTINGS, TrainConfig  # torch: imported once the table is known to be good
-
-    config = TrainConfig().updated(**IMAGE_SETTINGS).updated(seed=seed, device=device, **overrides)
+    config = TrainConfig().updated(**IMAGE_SETTINGS).updated(**overrides)
     if config.encoder_weights is not None:
         config = config.updated(encoder_weights=str(Path(config.encoder_weights).resolve()))
-    pixels = {name: load_pixels(part.paths, config.image_size, progress=not quiet) for name, part in parts.items()}
-    name = Path(table).stem
-    path = Path(out or f"runs/{name}-{config.encoder}-seed{seed}.ckpt")
-    valid = (pixels["valid"], parts["valid"].Y) if "valid" in parts else None
-    test = (pixels["test"], parts["test"].Y, f"test metrics ({len(parts['test'])} images):") if "test" in parts else None
-    # absolute paths: evaluate / predict read the table again, maybe from another folder
-    metadata = {"dataset": str(table), "image_table": {k: str(Path(v).resolve()) if k in ("images_dir", "hierarchy")
-                                                       else v for k, v in reading.items()},
-                "splits": {"test_fraction": test_fraction, "valid_fraction": valid_fraction, "seed": split_seed}}
-    description = f"{len(parts['train'])} training images of {data!r}"
-    _train_and_save((pixels["train"], parts["train"].Y), data.hierarchy, config, path, valid, test, metadata,
-                    description, quiet, resume, save_every)
+    with _warnings_as_lines():
+        source = open_images(table, reading, test_fraction, valid_fraction, split_seed, config.image_size,
+                             progress=not quiet)
+    path = Path(out or f"runs/{source.name}-{config.encoder}-seed{config.seed}.ckpt")
+    _train_and_report(source, config, path, quiet, resume, save_every)
 
 
 @main.command("make-images")
@@ -709,7 +557,7 @@ def sweep(spec_file: str, runs_dir: str | None, executor: str, workers: int | No
         click.echo(f"sweep {spec.name}: {n_cells} cells, {len(todo['done'])} already done, {n_todo} to run{retry}; "
                    f"results: {runs / 'results.sqlite'}")
     store = run_sweep(spec, runs, executor=executor, workers=workers, resume=not no_resume,
-                      ray_address=ray_address, progress=not quiet)
+                      ray_address=ray_address, progress=not quiet, todo=todo["todo"])
     try:
         keys = {cell.key for cell in todo["cells"]}
         frame = store.frame(status=None, per_node=False)

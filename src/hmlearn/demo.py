@@ -1,7 +1,7 @@
 """`hmlearn demo` (and `make demo`): a small real sweep, printed as a table, with an HTML report.
 
 Plain C-HMCNN against the rare-node objective (node-wise imbalance weights, the best setting
-measured by bench/rare_nodes.py) on derisi_FUN, 3 seeds, ``fast`` preset, run through the same
+measured by configs/rare-nodes.yaml) on derisi_FUN, 3 seeds, ``fast`` preset, run through the same
 sweep runner, results store and report as `hmlearn sweep` / `hmlearn report`. Where no
 benchmark dataset can be found or downloaded it says so and runs on synthetic hierarchical data.
 Finished cells are stored, so a second run only prints.

@@ -1,15 +1,20 @@
-"""`HMCClassifier`: scikit-learn style fit / predict_proba / predict around :func:`hmlearn.train.fit`."""
+"""`HMCClassifier`: scikit-learn style fit / predict_proba / predict around :func:`hmlearn.training.fit.fit`."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from hmlearn.errors import HMLError
 from hmlearn.hierarchy import Hierarchy
-from hmlearn.train import HMCModel, TrainConfig, fit
+from hmlearn.training.config import OPTIONS, TrainConfig, suggest
+from hmlearn.training.fit import fit
+from hmlearn.training.model import HMCModel
 
 
 class HMCClassifier(ClassifierMixin, BaseEstimator):
@@ -18,92 +23,23 @@ class HMCClassifier(ClassifierMixin, BaseEstimator):
     ``node_weights``, ``focal`` and their options switch on the rare-node objective
     (METHOD.md sections 4-6); by default it is plain C-HMCNN.
 
-    The constructor only stores parameters (the fields of :class:`hmlearn.train.TrainConfig`);
+    The constructor only stores parameters (the fields of :class:`hmlearn.training.config.TrainConfig`);
     ``fit`` validates and trains. Fitted attributes end in ``_``: ``model_``, ``hierarchy_``,
     ``n_features_in_``. Features may contain NaN (mean-imputed, then standardised, both fitted
     on the ``fit`` data). With ``encoder`` set, X is (S, 3, image_size, image_size) uint8 images
     instead, fed through that image encoder (nn/encoders.py), frozen unless ``fine_tune``.
+
+    The parameters are generated from TrainConfig's declarations (training/config.py), plus
+    ``threshold`` (for ``predict``) and ``progress``; ``HMCClassifier(heads=4, epochs=20)``.
     """
 
-    def __init__(
-        self,
-        hidden_dim: int = 500,
-        num_layers: int = 3,
-        dropout: float = 0.7,
-        activation: str = "relu",
-        heads: int = 1,
-        objective: str = "mcloss",
-        node_weights: str | None = None,
-        omega: float = 0.25,
-        weight_side: str = "published",
-        descendant_counts: bool = False,
-        negative_weights: bool = False,
-        focal: str | None = None,
-        focal_k: float = 2.0,
-        focal_min: float = 0.25,
-        focal_gamma: float = 0.0,
-        scheduler: str | None = None,
-        scheduler_power: float = 2.0,
-        mixed_lambda: float | None = None,
-        resample: str | None = None,
-        sample_weights: str | None = None,
-        lr: float = 1e-4,
-        weight_decay: float = 1e-5,
-        batch_size: int = 4,
-        epochs: int = 100,
-        seed: int = 0,
-        patience: int | None = None,
-        mcm_method: str = "auto",
-        device: str = "cpu",
-        threads: int | None = None,
-        encoder: str | None = None,
-        encoder_weights: str | None = None,
-        encoder_alpha: float = 0.0,
-        fine_tune: bool = False,
-        image_size: int = 224,
-        encoder_lr: float | None = None,
-        train_fraction: float = 1.0,
-        threshold: float = 0.5,
-        progress: bool = False,
-    ) -> None:
-        self.hidden_dim = hidden_dim
-        self.num_layers = num_layers
-        self.dropout = dropout
-        self.activation = activation
-        self.heads = heads
-        self.objective = objective
-        self.node_weights = node_weights
-        self.omega = omega
-        self.weight_side = weight_side
-        self.descendant_counts = descendant_counts
-        self.negative_weights = negative_weights
-        self.focal = focal
-        self.focal_k = focal_k
-        self.focal_min = focal_min
-        self.focal_gamma = focal_gamma
-        self.scheduler = scheduler
-        self.scheduler_power = scheduler_power
-        self.mixed_lambda = mixed_lambda
-        self.resample = resample
-        self.sample_weights = sample_weights
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.seed = seed
-        self.patience = patience
-        self.mcm_method = mcm_method
-        self.device = device
-        self.threads = threads
-        self.encoder = encoder
-        self.encoder_weights = encoder_weights
-        self.encoder_alpha = encoder_alpha
-        self.fine_tune = fine_tune
-        self.image_size = image_size
-        self.encoder_lr = encoder_lr
-        self.train_fraction = train_fraction
-        self.threshold = threshold
-        self.progress = progress
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(PARAMETERS))
+        if unknown:
+            raise TypeError(f"HMCClassifier got unknown parameter(s) {', '.join(unknown)}"
+                            f"{suggest(unknown[0], PARAMETERS)}")
+        for name, default in PARAMETERS.items():
+            setattr(self, name, params.get(name, default))
 
     def fit(
         self,
@@ -122,7 +58,7 @@ class HMCClassifier(ClassifierMixin, BaseEstimator):
         valid = (None, None)
         if X_valid is not None and Y_valid is not None:
             valid = (_features(X_valid, self.encoder), _labels(Y_valid, hierarchy, len(X_valid)))
-        config = TrainConfig().updated(**{k: v for k, v in self.get_params().items() if k in TrainConfig.__annotations__})
+        config = TrainConfig(**{name: getattr(self, name) for name in OPTIONS})
         self.model_: HMCModel = fit(X, Y, hierarchy, config, *valid, progress=self.progress)
         self.hierarchy_ = hierarchy
         self.n_features_in_ = self.model_.standardizer.n_features
@@ -167,3 +103,11 @@ def _labels(Y, hierarchy: Hierarchy, n_samples: int) -> np.ndarray:
     if len(Y) != n_samples:
         raise HMLError(f"Y has {len(Y)} label sets but X has {n_samples} rows")
     return Y
+
+
+PARAMETERS: dict[str, Any] = {**{f.name: f.default for f in fields(TrainConfig)}, "threshold": 0.5, "progress": False}
+"""The estimator's parameters and defaults: every TrainConfig option, then threshold and progress."""
+HMCClassifier.__init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # for get_params / clone
+    [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default) for name, default in PARAMETERS.items()]
+)

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from hmlearn.data.arff import read_arff
 from hmlearn.data.dataset import HMCDataset
-from hmlearn.data.registry import DatasetSpec, get_spec
+from hmlearn.data.registry import DATASETS, DatasetSpec, get_spec
 from hmlearn.errors import ChecksumError, DatasetNotFoundError
 from hmlearn.fileio import atomic_write, sha256_file
 from hmlearn.hierarchy import Hierarchy
@@ -214,3 +214,9 @@ def load_dataset(
         else:
             result.append(parts[split])
     return result[0] if isinstance(splits, str) else tuple(result)
+
+
+def local_datasets(family: str | None = None, data_dir: str | Path | None = None) -> list[str]:
+    """Registry datasets (of ``family``: FUN, GO or others) whose files are all found locally, in registry order."""
+    return [name for name, spec in DATASETS.items()
+            if (family is None or spec.family == family) and all(locate(spec, split, data_dir) for split in spec.splits)]

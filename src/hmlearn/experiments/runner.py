@@ -1,10 +1,9 @@
 """Run a sweep: expand the spec, skip the cells already stored, run the rest, store each result.
 
-One cell (:func:`run_cell`) loads its dataset (train + valid -> test for a registry name; cached
-per worker process), builds the TrainConfig from the dataset's published settings, the preset
-and the method's overrides, trains without a progress bar, and evaluates on the test split:
-metrics, per-node table, micro precision-recall curve, recall by depth and by training
-frequency. Any exception makes a ``failed`` row with its error text; the sweep goes on.
+One cell is :func:`hmlearn.workflows.run_cell`: its dataset from data/sources.py (cached per
+worker process), the config the spec's expansion resolved, trained without a progress bar and
+evaluated on the test split (metrics, per-node table, curves). Any exception makes a ``failed``
+row with its error text; the sweep goes on.
 
 Executors: ``sequential`` (this process), ``process`` (a local pool of spawned workers, each
 pinned to its share of the CPU cores) and ``ray`` (a task per cell on a local Ray instance or
@@ -19,155 +18,18 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import platform
 import queue
 import sys
-import time
-import traceback
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from hmlearn.errors import HMLError
-from hmlearn.experiments.spec import IMAGE_LOCATION, Cell, ImageData, SweepSpec, expand, is_path, split_files
+from hmlearn.experiments.spec import Cell, SweepSpec, expand
 from hmlearn.experiments.store import ResultStore
+from hmlearn.workflows import run_cell
 
 EXECUTORS = ("sequential", "process", "ray")
-PR_CURVE_POINTS = 200
-_DATA_CACHE_SIZE = 2  # datasets kept in memory per worker (cells are ordered by dataset)
-_data_cache: OrderedDict[str, tuple] = OrderedDict()
-
-
-# ---------------------------------------------------------------------------------- one cell
-def load_cell_data(dataset: str) -> tuple:
-    """(train, test, published hyper-parameters, network outputs) of a dataset entry, cached per process."""
-    if dataset in _data_cache:
-        _data_cache.move_to_end(dataset)
-        return _data_cache[dataset]
-    from hmlearn.data.dataset import HMCDataset
-    from hmlearn.data.registry import get_spec
-    from hmlearn.data.store import load_dataset
-
-    if dataset.startswith(IMAGE_LOCATION):
-        entry = _image_cell_data(ImageData.model_validate_json(dataset.removeprefix(IMAGE_LOCATION)))
-    elif is_path(dataset):
-        files = split_files(dataset)
-        parts = {split: load_dataset(path) for split, path in files.items()}
-        for split, part in parts.items():
-            if part.hierarchy != parts["train"].hierarchy:
-                raise HMLError(f"{files[split]}: its hierarchy differs from {files['train']}'s")
-            if part.n_features != parts["train"].n_features:
-                raise HMLError(f"{files[split]}: {part.n_features} feature columns, {files['train']} has "
-                               f"{parts['train'].n_features}")
-        training = [parts[s] for s in ("train", "valid") if s in parts]
-        train = training[0] if len(training) == 1 else HMCDataset.concatenate(training, "trainvalid")
-        entry = (train, parts["test"], {}, len(train.hierarchy))
-    else:
-        spec = get_spec(dataset)
-        train, test = load_dataset(spec.name, ("trainvalid", "test"))
-        entry = (train, test, spec.hyperparameters(), spec.n_outputs)
-    _data_cache[dataset] = entry
-    while len(_data_cache) > _DATA_CACHE_SIZE:
-        _data_cache.popitem(last=False)
-    return entry
-
-
-class PixelSplit(NamedTuple):
-    """One split of an image dataset as a cell trains on it: (S, 3, size, size) uint8 pixels and labels."""
-
-    X: Any
-    Y: Any
-    hierarchy: Any
-
-
-def _image_cell_data(entry: ImageData) -> tuple:
-    """(train, test, settings, outputs) of an image dataset entry: read, split and decoded as train-images does."""
-    from hmlearn.data.images import image_splits, load_pixels, read_image_table
-    from hmlearn.experiments.spec import image_settings
-
-    data = read_image_table(entry.table, **entry.reading())
-    parts = image_splits(data, entry.test_fraction, 0.0, entry.split_seed)
-    if "test" not in parts:
-        raise HMLError(f"{entry.table}: no test images (the split column has no 'test' rows)")
-    train, test = (PixelSplit(load_pixels(parts[s].paths, entry.image_size), parts[s].Y, data.hierarchy)
-                   for s in ("train", "test"))
-    return (train, test, *image_settings(entry))
-
-
-def pr_curve(Y, P, hierarchy, points: int = PR_CURVE_POINTS) -> dict[str, list[float]]:
-    """Micro precision-recall curve of the coherent probabilities over the evaluated nodes, <= ``points`` points."""
-    import numpy as np
-    from sklearn.metrics import precision_recall_curve
-
-    columns = hierarchy.evaluated
-    truth, scores = Y[:, columns].ravel(), P[:, columns].ravel()
-    if not truth.any():
-        return {"precision": [], "recall": []}
-    precision, recall, _ = precision_recall_curve(truth, scores)
-    if len(precision) > points:
-        keep = np.unique(np.round(np.linspace(0, len(precision) - 1, points)).astype(int))
-        precision, recall = precision[keep], recall[keep]
-    return {"precision": [float(v) for v in precision], "recall": [float(v) for v in recall]}
-
-
-def _versions() -> dict[str, str]:
-    import numpy
-    import torch
-
-    import hmlearn
-
-    return {"hmlearn": hmlearn.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version()}
-
-
-def _error_text(error: BaseException) -> str:
-    """One line for a user-facing error; the traceback after it for anything unexpected."""
-    line = f"{type(error).__name__}: {error}"
-    if isinstance(error, (HMLError, FileNotFoundError)):
-        return line
-    return line + "\n\n" + "".join(traceback.format_exception(error)).rstrip()
-
-
-def run_cell(cell: Cell) -> dict[str, Any]:
-    """Train and evaluate one cell in this process; returns its results-store row (never raises)."""
-    import torch
-
-    started = time.perf_counter()
-    row: dict[str, Any] = {"key": cell.key, "sweep": cell.sweep, "dataset": cell.dataset, "method": cell.method,
-                           "seed": cell.seed, "config": cell.config}
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(cell.threads)  # prediction too: one thread count, one result
-    try:
-        from hmlearn.metrics import evaluate, per_node_table, recall_by_depth, recall_by_frequency
-        from hmlearn.train import config_record, fit, preset_config
-
-        train, test, published, n_outputs = load_cell_data(cell.location)
-        with contextlib.suppress(ImportError):  # imported by torch in the first fit (1-2 s), which is no
-            import torch._dynamo  # cell's own time
-        started = time.perf_counter()  # seconds: training and evaluation, not loading the data
-        config = preset_config(published, cell.preset, n_outputs, seed=cell.seed, threads=cell.threads,
-                               **cell.overrides)
-        row["config"] = {**config_record(config), "preset": cell.preset}
-        model = fit(train.X, train.Y, train.hierarchy, config, progress=False)
-        proba = model.predict_proba(test.X)
-        hierarchy = train.hierarchy
-        row["metrics"] = evaluate(test.Y, proba, hierarchy, train_Y=train.Y)
-        row["per_node"] = per_node_table(test.Y, proba, hierarchy, train_Y=train.Y).to_dict("records")
-        row["curves"] = {
-            "pr": pr_curve(test.Y, proba, hierarchy),
-            "by_depth": recall_by_depth(test.Y, proba, hierarchy).reset_index().to_dict("records"),
-            "by_frequency": recall_by_frequency(test.Y, proba, hierarchy, train.Y).reset_index().to_dict("records"),
-        }
-        row["status"] = "ok"
-    except Exception as error:  # noqa: BLE001 - a failed cell is a result; the sweep goes on
-        row["status"], row["error"] = "failed", _error_text(error)
-    finally:
-        torch.set_num_threads(previous_threads)
-    row["seconds"] = time.perf_counter() - started
-    row["versions"] = _versions()
-    row["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    return row
 
 
 # ---------------------------------------------------------------------------------- executors
@@ -205,7 +67,8 @@ def _process_pool(cells: list[Cell], workers: int, threads: int, **_) -> Iterato
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
         # the server imports torch once, before any thread starts; each worker is a fork of it
-        context.set_forkserver_preload(["hmlearn.experiments.runner", "torch", "hmlearn.train", "hmlearn.metrics"])
+        context.set_forkserver_preload(["hmlearn.experiments.runner", "torch", "hmlearn.training.fit", "hmlearn.metrics",
+                                         "hmlearn.workflows"])
     else:
         context = multiprocessing.get_context("spawn")
     available = _usable_cores()
@@ -297,9 +160,13 @@ def default_runs_dir(spec: SweepSpec) -> Path:
     return Path("runs") / spec.name
 
 
-def plan(spec: SweepSpec, runs_dir: str | Path | None = None, resume: bool = True) -> dict[str, Any]:
-    """What a sweep would do: ``cells`` (all), ``todo`` (to run), ``done`` (stored ok), ``retry`` (stored failed)."""
-    cells = expand(spec)
+def plan(spec: SweepSpec, runs_dir: str | Path | None = None, resume: bool = True,
+         cells: list[Cell] | None = None) -> dict[str, Any]:
+    """What a sweep would do: ``cells`` (all), ``todo`` (to run), ``done`` (stored ok), ``retry`` (stored failed).
+
+    ``cells``: the spec's expansion, where the caller has it already.
+    """
+    cells = expand(spec) if cells is None else cells
     store = ResultStore(Path(runs_dir or default_runs_dir(spec)))
     try:
         ok, failed = store.keys("ok"), store.keys("failed")
@@ -322,6 +189,7 @@ def run_sweep(
     ray_address: str | None = None,
     progress: bool = True,
     on_result: Callable[[Cell, dict], None] | None = None,
+    todo: list[Cell] | None = None,
 ) -> ResultStore:
     """Run the cells of ``spec`` not yet stored in ``runs_dir`` (default ``runs/<spec name>``).
 
@@ -329,7 +197,8 @@ def run_sweep(
     run again; without it every cell runs and its row is replaced. Each result is written to
     ``runs_dir/results.sqlite`` by this process as it arrives. ``workers``: process-pool size
     (default: usable cores // threads_per_cell) or the CPUs of a local Ray instance. Returns the
-    store (open; close it when done). Ctrl-C stops with the finished cells stored.
+    store (open; close it when done). Ctrl-C stops with the finished cells stored. ``todo``: the
+    cells to run, from a :func:`plan` the caller made (the spec is then not expanded again).
     """
     if executor not in EXECUTORS:
         raise HMLError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
@@ -341,7 +210,8 @@ def run_sweep(
         except ImportError:
             raise HMLError("the ray executor needs Ray: pip install 'hmlearn[ray]'") from None
     runs_dir = Path(runs_dir or default_runs_dir(spec))
-    todo = plan(spec, runs_dir, resume)["todo"]
+    if todo is None:
+        todo = plan(spec, runs_dir, resume)["todo"]
     store = ResultStore(runs_dir)
     if not todo:
         return store

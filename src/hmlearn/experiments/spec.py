@@ -3,7 +3,7 @@
 ::
 
     name: demo                      # the runs go to runs/<name> by default
-    preset: fast                    # paper | medium (default) | fast  (hmlearn.train.PRESETS)
+    preset: fast                    # paper | medium (default) | fast  (hmlearn.training.presets.PRESETS)
     datasets: [derisi_FUN]          # registry names; FUN / GO / others: the ones found locally;
                                     # or the path of a *train*.arff file with a *test*.arff beside it
     seeds: [0, 1, 2]
@@ -40,9 +40,7 @@ option; did you mean omega?``.
 
 from __future__ import annotations
 
-import difflib
 import itertools
-import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -53,122 +51,34 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from hmlearn.errors import HMLError
 from hmlearn.fileio import read_text
+from hmlearn.training.config import OPTIONS, OptionError, check_option, suggest
+from hmlearn.training.presets import PRESET_NAMES
+from hmlearn.data.sources import IMAGE_LOCATION, is_path, published_settings
+from hmlearn.data.store import local_datasets
 
 FAMILIES = ("FUN", "GO", "others")
-PRESET_NAMES = ("paper", "medium", "fast")
 # Set by the spec itself, not per method: the seed comes from `seeds`, threads from `threads_per_cell`.
 RESERVED = {"seed": "set seeds with the top-level 'seeds' key", "threads": "set 'threads_per_cell' instead"}
-# Numeric options with their allowed range: (low, high, low inclusive, high inclusive).
-RANGES: dict[str, tuple[float, float, bool, bool]] = {
-    "hidden_dim": (1, math.inf, True, False),
-    "num_layers": (1, math.inf, True, False),
-    "heads": (1, math.inf, True, False),
-    "batch_size": (1, math.inf, True, False),
-    "epochs": (1, math.inf, True, False),
-    "patience": (1, math.inf, True, False),
-    "dropout": (0.0, 1.0, True, False),
-    "omega": (0.0, 1.0, True, True),
-    "focal_k": (0.0, math.inf, True, False),
-    "focal_min": (0.0, 1.0, True, True),
-    "focal_gamma": (0.0, math.inf, True, False),
-    "scheduler_power": (0.0, math.inf, False, False),
-    "mixed_lambda": (0.0, 1.0, True, True),
-    "lr": (0.0, math.inf, False, False),
-    "encoder_lr": (0.0, math.inf, False, False),
-    "encoder_alpha": (0.0, 1.0, True, True),
-    "image_size": (8, math.inf, True, False),
-    "train_fraction": (0.0, 1.0, False, True),
-    "weight_decay": (0.0, math.inf, True, False),
-}
 
 
 class SpecError(HMLError):
     """A sweep spec that cannot be used; the message names the file and the key path."""
 
 
-def _choices() -> dict[str, tuple[str, ...]]:
-    """Allowed values of the TrainConfig options that name a variant (imports torch: called lazily)."""
-    from hmlearn.nn.constraint import METHODS as MCM_METHODS
-    from hmlearn.nn.encoders import ENCODERS
-    from hmlearn.nn.heads import ACTIVATIONS
-    from hmlearn.objectives.rare_node import OBJECTIVES, SCHEDULERS
-    from hmlearn.objectives.uncertainty import MEASURES
-
-    return {
-        "activation": tuple(ACTIVATIONS),
-        "objective": OBJECTIVES,
-        "node_weights": ("class-wise", "binary"),
-        "weight_side": ("published", "positive"),
-        "focal": tuple(MEASURES),
-        "scheduler": SCHEDULERS,
-        "resample": ("hierarchical",),
-        "sample_weights": ("inverse-frequency",),
-        "mcm_method": ("auto", *MCM_METHODS),
-        "encoder": tuple(ENCODERS),
-    }
-
-
-def _option_types() -> dict[str, Any]:
-    """TrainConfig field name -> its type (``int``, ``float | None``, ...)."""
-    from hmlearn.train import TrainConfig
-
-    return typing.get_type_hints(TrainConfig)
-
-
-def _suggest(word: str, candidates) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else ""
-
-
 def _fail(path: str, message: str):
     raise SpecError(f"{path}: {message}")
 
 
-def _check_value(path: str, name: str, value: Any, kind: Any, choices: dict[str, tuple[str, ...]]) -> Any:
-    """One option value checked against its TrainConfig type, range and choices; returns it normalised."""
-    args = typing.get_args(kind)
-    optional = type(None) in args
-    base = next((a for a in args if a is not type(None)), kind) if args else kind
-    if value is None:
-        if optional:
-            return None
-        _fail(path, "must not be null")
-    if base is bool:
-        if not isinstance(value, bool):
-            _fail(path, f"expected true or false, got {value!r}")
-        return value
-    if base is int:
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-            _fail(path, f"expected an integer, got {value!r}")
-        value = int(value)
-    elif base is float:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                _fail(path, f"expected a number, got {value!r}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            _fail(path, f"expected a number, got {value!r}")
-        value = float(value)
-    elif base is str:
-        if not isinstance(value, str):
-            _fail(path, f"expected a string, got {value!r}")
-        if name in choices and value not in choices[name]:
-            allowed = ", ".join(choices[name]) + (" or null" if optional else "")
-            _fail(path, f"{value!r} is not one of {allowed}{_suggest(value, choices[name])}")
-    if name in RANGES:
-        low, high, low_in, high_in = RANGES[name]
-        below = value < low or (value == low and not low_in)
-        above = value > high or (value == high and not high_in)
-        if below or above:
-            interval = f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
-            _fail(path, f"{value!r} is out of range {interval}")
-    return value
+def _check_value(path: str, name: str, value: Any) -> Any:
+    """One option value checked against its declaration (training/config.py); returns it normalised."""
+    try:
+        return check_option(name, value)
+    except OptionError as error:
+        _fail(path, str(error))
 
 
 def check_methods(methods: dict) -> dict[str, dict[str, Any]]:
     """Validate ``methods`` (label -> TrainConfig overrides, lists as grids); returns them normalised."""
-    types, choices = _option_types(), _choices()
     normalised: dict[str, dict[str, Any]] = {}
     for label, options in methods.items():
         where = f"methods.{label}"
@@ -183,17 +93,17 @@ def check_methods(methods: dict) -> dict[str, dict[str, Any]]:
             path = f"{where}.{name}"
             if name in RESERVED:
                 _fail(path, f"not a method option; {RESERVED[name]}")
-            if name not in types:
-                _fail(path, f"unknown option{_suggest(str(name), [t for t in types if t not in RESERVED])}")
+            if name not in OPTIONS:
+                _fail(path, f"unknown option{suggest(str(name), [t for t in OPTIONS if t not in RESERVED])}")
             if isinstance(value, (list, tuple)):
                 if not value:
                     _fail(path, "an empty list gives no runs; give at least one value")
-                values = [_check_value(f"{path}[{i}]", name, v, types[name], choices) for i, v in enumerate(value)]
+                values = [_check_value(f"{path}[{i}]", name, v) for i, v in enumerate(value)]
                 if len(set(map(repr, values))) != len(values):
                     _fail(path, f"the list repeats a value: {values}")
                 checked[name] = values
             else:
-                checked[name] = _check_value(path, name, value, types[name], choices)
+                checked[name] = _check_value(path, name, value)
         normalised[label] = checked
     labels: dict[str, str] = {}
     for label, options in normalised.items():
@@ -302,7 +212,7 @@ class SweepSpec(BaseModel):
                 fields = list(ImageData.model_fields)
                 for key in entry:
                     if key not in fields:
-                        _fail(f"datasets[{i}].{key}", f"unknown key{_suggest(str(key), fields)}; an image dataset "
+                        _fail(f"datasets[{i}].{key}", f"unknown key{suggest(str(key), fields)}; an image dataset "
                               f"has {', '.join(fields)}")
                 try:
                     entry = ImageData(**entry)
@@ -328,7 +238,7 @@ class SweepSpec(BaseModel):
             try:
                 checked.append(get_spec(entry).name)
             except HMLError:
-                hint = _suggest(entry, [*DATASETS, *FAMILIES]) or (
+                hint = suggest(entry, [*DATASETS, *FAMILIES]) or (
                     f"; use a standard dataset's name, {', '.join(FAMILIES)}, or the path of a *train*.arff file"
                 )
                 _fail(f"datasets[{i}]", f"unknown dataset {entry!r}{hint}")
@@ -350,11 +260,6 @@ class SweepSpec(BaseModel):
     def method_variants(self) -> list[tuple[str, dict[str, Any]]]:
         """(label, overrides) of every method after grid expansion, in spec order."""
         return [variant for label, options in self.methods.items() for variant in method_grid(label, options)]
-
-
-def is_path(entry: str) -> bool:
-    """A dataset entry that names a file rather than a registry dataset."""
-    return entry.lower().endswith(".arff") or "/" in entry or "\\" in entry
 
 
 def _location(loc: tuple) -> str:
@@ -399,7 +304,7 @@ def parse_spec(data: Any, source: str | Path = "<spec>") -> SweepSpec:
     known = list(SweepSpec.model_fields)
     for key in data:
         if key not in known:
-            raise SpecError(f"{source}: {key}: unknown key{_suggest(str(key), known)}")
+            raise SpecError(f"{source}: {key}: unknown key{suggest(str(key), known)}")
     data = dict(data)
     if isinstance(data.get("seeds"), int) and not isinstance(data.get("seeds"), bool):
         data["seeds"] = [data["seeds"]]
@@ -463,18 +368,10 @@ class Cell:
         return f"{self.dataset} / {self.method} / seed {self.seed}"
 
 
-def local_datasets(family: str) -> list[str]:
-    """Registry datasets of ``family`` whose files are all found locally (no download), in registry order."""
-    from hmlearn.data.registry import DATASETS
-    from hmlearn.data.store import locate
-
-    return [name for name, spec in DATASETS.items()
-            if spec.family == family and all(locate(spec, split) for split in spec.splits)]
-
-
 def resolve_datasets(spec: SweepSpec) -> list[str | ImageData]:
     """The spec's datasets with family keywords replaced by the matching datasets found locally."""
     from hmlearn.data.store import data_roots
+
 
     resolved: list[str | ImageData] = []
     for entry in spec.datasets:
@@ -490,55 +387,11 @@ def resolve_datasets(spec: SweepSpec) -> list[str | ImageData]:
     return resolved
 
 
-def split_files(train_path: str | Path) -> dict[str, Path]:
-    """The split files of an ARFF dataset given by its training file: train, test and valid if present.
-
-    The test (valid) file's name is the training file's with its last ``train`` (or ``trainvalid``)
-    replaced by ``test`` (``valid``), in the same case: ``x.train.arff`` -> ``x.test.arff``,
-    ``Enron_trainvalid.arff`` -> ``Enron_test.arff``, ``D_Train.arff`` -> ``D_Test.arff``.
-    """
-    path = Path(train_path)
-    matches = list(re.finditer(r"train(valid)?", path.name, flags=re.IGNORECASE))
-    if not matches:
-        raise HMLError(f"{path}: a dataset file in a sweep spec is a training file (with 'train' in its name, "
-                       "a 'test' file beside it)")
-    match = matches[-1]
-
-    def sibling(word: str) -> Path:
-        found = match.group(0)
-        cased = word.upper() if found.isupper() else (word.capitalize() if found[0].isupper() else word)
-        return path.with_name(path.name[: match.start()] + cased + path.name[match.end():])
-
-    files = {"train": path}
-    if match.group(1) is None and sibling("valid").is_file():
-        files["valid"] = sibling("valid")
-    files["test"] = sibling("test")
-    return files
-
-
-def published_settings(dataset: str) -> tuple[dict, int]:
-    """(published hyper-parameters, network outputs) of a dataset entry, without loading its data.
-
-    A registry dataset has both in the registry; an ARFF file has no published settings and its
-    output count comes from its header (0 where the file cannot be read: the cell will fail then).
-    """
-    if is_path(dataset):
-        from hmlearn.data.arff import hierarchy_from_header, read_arff_header
-
-        try:
-            return {}, len(hierarchy_from_header(read_arff_header(dataset)))
-        except (OSError, HMLError):
-            return {}, 0
-    from hmlearn.data.registry import get_spec
-
-    spec = get_spec(dataset)
-    return spec.hyperparameters(), spec.n_outputs
-
-
 def cell_config(dataset: str, preset: str, overrides: dict[str, Any], seed: int, threads: int,
                 published: tuple[dict, int] | None = None) -> dict[str, Any]:
     """The full TrainConfig of a cell, as a dict, plus ``preset``."""
-    from hmlearn.train import config_record, preset_config
+    from hmlearn.training.config import config_record
+    from hmlearn.training.presets import preset_config
 
     settings, n_outputs = published if published is not None else published_settings(dataset)
     config = preset_config(settings, preset, n_outputs, seed=seed, threads=threads, **overrides)
@@ -570,12 +423,8 @@ def expand(spec: SweepSpec) -> list[Cell]:
     return cells
 
 
-IMAGE_LOCATION = "images:"
-"""Prefix of a cell location that holds an image dataset entry (as JSON) rather than a dataset name or file."""
-
-
 def image_settings(entry: ImageData) -> tuple[dict, int]:
     """(settings, network outputs) of an image dataset: the paper's image runs, ResNet-50, the entry's size."""
-    from hmlearn.train import IMAGE_SETTINGS
+    from hmlearn.training.presets import IMAGE_SETTINGS
 
-    return {**IMAGE_SETTINGS, "encoder": "resnet50", "image_size": entry.image_size}, 0
+    return {**IMAGE_SETTINGS, "image_size": entry.image_size}, 0

@@ -3,9 +3,9 @@
 From the training labels, a positive-side and a negative-side weight per node; the loss term
 of node i for sample b is multiplied by the table that ``y[b, i]`` selects. Which label side
 each table multiplies is an explicit option (``side``), because the published code applies
-the rare-node (positive-count) weights to the y = 0 terms. bench/rare_nodes.py settled it: that
-"published" side gives the recall and F1 gains at no AU(PRC) cost, the "positive" side loses
-recall, so "published" is the default.
+the rare-node (positive-count) weights to the y = 0 terms. The rare-node sweep
+(configs/rare-nodes.yaml) settled it: that "published" side gives the recall and F1 gains at no
+AU(PRC) cost, the "positive" side loses recall, so "published" is the default.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def node_positive_counts(Y: np.ndarray, hierarchy: Hierarchy, descendant_sum: bo
     """(N,) positives per node; with ``descendant_sum`` also summed over D(i).
 
     METHOD.md reads the published code as summing over D(i); plain counts are the default
-    because they reproduce the published code's measured figures (bench/rare_nodes.py).
+    because they reproduce the published code's measured figures (configs/rare-nodes.yaml).
     """
     counts = np.asarray(Y, dtype=bool).sum(axis=0).astype(np.float64)
     return hierarchy.descendant_matrix @ counts if descendant_sum else counts

@@ -32,7 +32,8 @@ from hmlearn.fileio import atomic_write
 from hmlearn.hierarchy import Hierarchy
 from hmlearn.nn.encoders import restore_encoder
 from hmlearn.nn.heads import HeadsMLP
-from hmlearn.train import HMCModel, TrainConfig
+from hmlearn.training.config import TrainConfig
+from hmlearn.training.model import HMCModel
 
 MAGIC = b"HMLEARN-CHECKPOINT\n"
 FORMAT_VERSION = 1
@@ -62,7 +63,7 @@ def training_state(model: HMCModel, optimizer: torch.optim.Optimizer, generator:
     """A snapshot (copied tensors) of everything needed to continue training after ``epoch`` epochs.
 
     ``best`` is fit's (validation score, network state or None, epoch); ``fingerprint`` is
-    :func:`hmlearn.train.data_fingerprint` of the training data. Numpy's random generator is not
+    :func:`hmlearn.training.state.data_fingerprint` of the training data. Numpy's random generator is not
     part of it: training draws from torch's generators only (over-sampling seeds its own).
     """
     device = model.device
