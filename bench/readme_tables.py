@@ -2,7 +2,10 @@
 
     python bench/readme_tables.py
 
-Each table sits under a marker comment naming its command; tests check they are current.
+Each table sits under a marker comment naming its command; tests check they are current. The
+benchmark tables come from ``hmlearn report bench/results/<name> --format md`` over the results
+stores the sweeps ``configs/reproduce.yaml``, ``configs/reproduce-fast.yaml`` and
+``configs/rare-nodes.yaml`` write (``hmlearn sweep configs/<name>.yaml --runs bench/results/<name>``).
 """
 
 from __future__ import annotations
@@ -10,37 +13,83 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-from rare_nodes import per_dataset, summary  # noqa: E402
-from reproduce_chmcnn import summary_table  # noqa: E402
-from resumable import load_rows  # noqa: E402
 
 
-def replace_after(text: str, marker: str, table: str) -> str:
-    """Replace the table (lines starting with '|') right after the marker line."""
-    pattern = re.compile(rf"(<!-- {re.escape(marker)}[^\n]*-->\n)(?:\|[^\n]*\n|[A-Z_]+\n)*")
-    if not pattern.search(text):
+def report_markdown(name: str) -> str:
+    """The Markdown of ``hmlearn report bench/results/<name> --format md`` (written to a temporary folder)."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "report.md"
+        subprocess.run([sys.executable, "-m", "hmlearn.cli", "report", str(ROOT / "bench" / "results" / name),
+                        "--format", "md", "--out", str(out)], check=True, capture_output=True, text=True, cwd=ROOT)
+        return out.read_text()
+
+
+def section(markdown: str, heading: str) -> str:
+    """The body of the report's ``## heading`` section (captions and tables), stripped."""
+    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", markdown, re.MULTILINE | re.DOTALL)
+    if not match:
+        raise SystemExit(f"the report has no section {heading!r}")
+    return match.group(1).strip()
+
+
+def table(markdown: str, caption_start: str) -> str:
+    """The table (its '|' lines) under the caption that starts with ``caption_start``."""
+    match = re.search(rf"^\*{re.escape(caption_start)}[^\n]*\*\n\n((?:\|[^\n]*\n?)+)", markdown, re.MULTILINE)
+    if not match:
+        raise SystemExit(f"the report has no table with a caption starting {caption_start!r}")
+    return match.group(1).strip()
+
+
+def tables() -> dict[str, str]:
+    """README marker -> the text that belongs under it."""
+    datasets = subprocess.run(
+        [sys.executable, "-m", "hmlearn.cli", "datasets", "list", "--format", "github", "--no-location"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    rare = report_markdown("rare-nodes")
+    return {
+        "datasets-table": datasets,
+        "reproduction-table": table(report_markdown("reproduce"), "AU(PRC)"),
+        "reproduction-table-fast": table(report_markdown("reproduce-fast"), "AU(PRC)"),
+        "rare-nodes-table": table(section(rare, "Summary"), "summary per method"),
+        "rare-nodes-per-dataset": section(rare, "Results"),
+    }
+
+
+def _span(text: str, marker: str) -> tuple[int, int]:
+    """Where the generated text of ``marker`` lies in the README: after the marker line, up to the
+    end marker ``<!-- /marker -->`` where there is one, else the table (lines starting with '|')."""
+    found = re.compile(rf"<!-- {re.escape(marker)}:[^\n]*-->\n").search(text)
+    if not found:
         raise SystemExit(f"README.md has no marker {marker!r}")
-    return pattern.sub(lambda m: m.group(1) + table.strip() + "\n", text, count=1)
+    end = re.compile(rf"\n?<!-- /{re.escape(marker)} -->").search(text, found.end())
+    if end:
+        return found.end(), end.start()
+    return found.end(), re.compile(r"(?:\|[^\n]*\n|[A-Z_]+\n)*").match(text, found.end()).end()
+
+
+def readme_block(text: str, marker: str) -> str:
+    """The generated text under ``marker`` in the README ``text``, stripped."""
+    start, end = _span(text, marker)
+    return text[start:end].strip()
+
+
+def replace_after(text: str, marker: str, block: str) -> str:
+    """``text`` with the generated text under ``marker`` replaced by ``block``."""
+    start, end = _span(text, marker)
+    rest = text[end:]
+    return text[:start] + block.strip() + "\n" + (rest.lstrip("\n") if rest.lstrip("\n").startswith("<!-- /") else rest)
 
 
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
-    datasets = subprocess.run(
-        [sys.executable, "-m", "hmlearn.cli", "datasets", "list", "--format", "github", "--no-location"],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    text = replace_after(text, "datasets-table:", datasets)
-    rows = load_rows(ROOT / "bench" / "results" / "reproduce_chmcnn.jsonl")
-    text = replace_after(text, "reproduction-table:", summary_table(rows, "paper", "github"))
-    text = replace_after(text, "reproduction-table-fast:", summary_table(rows, "fast", "github"))
-    rare = [r for r in load_rows(ROOT / "bench" / "results" / "rare_nodes.jsonl") if r["preset"] == "medium"]
-    text = replace_after(text, "rare-nodes-table:", summary(rare, "github"))
-    text = replace_after(text, "rare-nodes-per-dataset:", per_dataset(rare, "github"))
+    for marker, block in tables().items():
+        text = replace_after(text, marker, block)
     readme.write_text(text)
     print("README.md tables regenerated")
 

@@ -60,34 +60,51 @@ def test_missing_dataset_offline_is_one_line(tmp_path):
     assert "ImCLEF07D_Train.arff not found" in result.output
 
 
-def test_readme_reproduction_table_comes_from_the_stored_benchmark_results():
-    """README's AU(PRC) table is `bench/reproduce_chmcnn.py --report-only` over bench/results."""
-    import json
-    import sys
+def _readme_tables():
+    """bench/readme_tables.py, which takes the README's tables from `hmlearn report` over bench/results."""
+    import importlib.util
 
-    sys.path.insert(0, str(README.parent / "bench"))
-    from reproduce_chmcnn import summary_table
-
-    results = README.parent / "bench" / "results" / "reproduce_chmcnn.jsonl"
-    rows = [json.loads(line) for line in results.read_text().splitlines()]
-    for preset in sorted({r["preset"] for r in rows}):
-        table = summary_table(rows, preset, "github")
-        assert table in README.read_text(), f"README reproduction table ({preset}) is stale: rerun the benchmark"
+    spec = importlib.util.spec_from_file_location("readme_tables", README.parent / "bench" / "readme_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def test_readme_rare_node_tables_come_from_the_stored_benchmark_results():
-    """README's rare-node tables are `bench/rare_nodes.py --report-only --preset medium` over bench/results."""
-    import json
-    import sys
+def test_readme_reproduction_tables_are_the_reports_of_the_stored_sweeps():
+    """README's AU(PRC) tables are `hmlearn report bench/results/reproduce[-fast] --format md`'s."""
+    tables = _readme_tables()
+    text = README.read_text()
+    for name, marker in (("reproduce", "reproduction-table"), ("reproduce-fast", "reproduction-table-fast")):
+        assert f"`hmlearn report bench/results/{name} --format md`" in text
+        report = tables.table(tables.report_markdown(name), "AU(PRC)")
+        assert report.splitlines()[0] == "| dataset | published | C-HMCNN |"
+        assert "| derisi_FUN | 0.195 | " in report  # the published value beside the runs' mean
+        assert tables.readme_block(text, marker) == report, f"README {marker} is stale: python bench/readme_tables.py"
 
-    sys.path.insert(0, str(README.parent / "bench"))
-    from rare_nodes import per_dataset, summary
 
-    results = README.parent / "bench" / "results" / "rare_nodes.jsonl"
-    rows = [r for r in map(json.loads, results.read_text().splitlines()) if r["preset"] == "medium"]
-    assert len({(r["dataset"], r["seed"]) for r in rows}) >= 18  # 6 FUN datasets x 3 seeds
-    for table in (summary(rows, "github"), per_dataset(rows, "github")):
-        assert table in README.read_text(), "README rare-node table is stale: python bench/readme_tables.py"
+def test_readme_rare_node_tables_are_the_report_of_the_stored_sweep():
+    """README's rare-node tables are the summary and the results of `hmlearn report bench/results/rare-nodes`."""
+    tables = _readme_tables()
+    text = README.read_text()
+    report = tables.report_markdown("rare-nodes")
+    summary = tables.table(tables.section(report, "Summary"), "summary per method")
+    assert summary.count("| 18 |") == 8  # 8 methods, each on 6 FUN datasets x 3 seeds
+    assert tables.readme_block(text, "rare-nodes-table") == summary, "README rare-node table is stale: " \
+        "python bench/readme_tables.py"
+    assert tables.readme_block(text, "rare-nodes-per-dataset") == tables.section(report, "Results"), \
+        "README rare-node per-dataset tables are stale: python bench/readme_tables.py"
+
+
+@requires_shared
+def test_stored_benchmark_runs_are_the_sweeps_cells():
+    """bench/results/<name> holds cells of configs/<name>.yaml under their keys: a sweep would skip them.
+    (A change to the resolved TrainConfig changes the keys: rerun `python bench/import_jsonl.py`.)"""
+    from hmlearn.experiments.runner import plan
+    from hmlearn.experiments.spec import load_spec
+
+    for name, done in (("reproduce", 27), ("reproduce-fast", 27), ("rare-nodes", 144)):
+        cells = plan(load_spec(README.parent / "configs" / f"{name}.yaml"), README.parent / "bench" / "results" / name)
+        assert len(cells["done"]) == done, f"bench/results/{name}: rerun python bench/import_jsonl.py"
 
 
 def test_help_imports_no_heavy_module():

@@ -167,6 +167,74 @@ def test_markdown_lists_failed_runs_with_errors(markdown):
     assert sum(r[1] == "broken" for r in rows) == 2
 
 
+def test_no_published_column_without_a_registry_dataset(markdown):
+    rows = md_table(markdown[0], "AU(PRC)")
+    assert rows[0] == ["dataset", "C-HMCNN", "broken", "focal", "weights"]
+    assert "published" not in markdown[0]
+
+
+def _registry_runs(au_prc_only: bool = False) -> pd.DataFrame:
+    """Runs on derisi_FUN (published AU(PRC) 0.195) and on an ARFF file (none published)."""
+    rows = []
+    for dataset in ("derisi_FUN", "data/mine_train.arff"):
+        for j, method in enumerate(("C-HMCNN", "weights")):
+            for seed in (0, 1):
+                metrics = {"au_prc": 0.19 + 0.002 * seed + 0.01 * j}
+                if not au_prc_only:
+                    metrics.update(recall=2.0 + j, f1=3.0 + j + 0.1 * seed)
+                rows.append({"dataset": dataset, "method": method, "seed": seed, "status": "ok", "metrics": metrics})
+    return pd.DataFrame(rows)
+
+
+def test_published_auprc_beside_a_registry_dataset():
+    from hmlearn.data.registry import PUBLISHED_AUPRC
+
+    frame = _registry_runs()
+    text = build_report(frame, metrics=["au_prc", "f1"])
+    rows = md_table(text, "AU(PRC)")
+    assert rows[0] == ["dataset", "published", "C-HMCNN", "weights"]
+    cells = {row[0]: row[1:] for row in rows[1:]}
+    assert cells["derisi_FUN"] == [f"{PUBLISHED_AUPRC['derisi_FUN']:.3f}", "0.191 ± 0.001", "**0.201 ± 0.001**"]
+    assert cells["data/mine_train.arff"] == ["", "0.191 ± 0.001", "**0.201 ± 0.001**"]  # nothing published
+    assert cells["average rank (2 datasets)"] == ["", "2.00", "**1.00**"]  # ranks only the methods
+    assert "published: C-HMCNN's published AU(PRC)" in text
+    assert md_table(text, "F1 (%)")[0] == ["dataset", "C-HMCNN", "weights"]  # AU(PRC) only
+    latex = build_report(frame, metrics=["au_prc"], fmt="latex")
+    assert r"derisi\_FUN & 0.195 & 0.191 $\pm$ 0.001 & \textbf{0.201 $\pm$ 0.001} \\" in latex
+    html = build_report(frame, metrics=["au_prc"], fmt="html")
+    assert '<th class="num">published</th>' in html and '<td class="num">0.195</td>' in html
+    no_registry = frame.assign(dataset=frame["dataset"].replace("derisi_FUN", "derisi_copy"))
+    assert "published" not in md_table(build_report(no_registry, metrics=["au_prc"]), "AU(PRC)")[0]
+
+
+def test_summary_per_method(markdown, frame):
+    rows = md_table(markdown[0], "summary per method")
+    assert rows[0] == ["method", "runs", "AU(PRC)", "binary AP", "precision (%)", "recall (%)", "F1 (%)",
+                       "recall of rare nodes (%)", "recall gain", "F1 Wilcoxon p vs C-HMCNN"]
+    cells = {row[0]: dict(zip(rows[0][1:], row[1:])) for row in rows[1:]}
+    assert cells["weights"]["F1 (%)"] == f"{(5.0 + 2.5 + 4.0) / 3:.2f}"  # the mean over the 3 datasets
+    assert cells["focal"]["F1 (%)"] == f"**{(4.0 + 6.0 + 3.0) / 3:.2f}**"  # the best in bold
+    assert cells["C-HMCNN"]["F1 (%)"] == "2.00" and cells["C-HMCNN"]["runs"] == "9"
+    assert cells["weights"]["recall gain"] == "2.50×" and cells["focal"]["recall gain"] == "1.50×"
+    ok = frame[frame["status"] == "ok"]
+    assert cells["weights"]["F1 Wilcoxon p vs C-HMCNN"] == \
+        f"**{stats.wilcoxon_test(ok, 'weights', 'C-HMCNN', 'f1').pvalue:.3g}**"
+    assert cells["C-HMCNN"]["F1 Wilcoxon p vs C-HMCNN"] == "–"
+    assert cells["broken"] == {"runs": "0", "AU(PRC)": "–", "binary AP": "–", "precision (%)": "–", "recall (%)": "–",
+                               "F1 (%)": "–", "recall of rare nodes (%)": "–", "recall gain": "–",
+                               "F1 Wilcoxon p vs C-HMCNN": "–"}
+
+
+def test_default_metrics_are_those_the_runs_have():
+    """Runs imported with AU(PRC) alone report it without --metric; a metric asked for must exist."""
+    frame = _registry_runs(au_prc_only=True)
+    text = build_report(frame)
+    assert "*AU(PRC)" in text and "*F1 (%)" not in text and "no run has a recall" in text
+    assert md_table(text, "summary per method")[0] == ["method", "runs", "AU(PRC)"]
+    with pytest.raises(ReportError, match="unknown metric.*'f1'.*the runs have: au_prc"):
+        build_report(frame, metrics=["au_prc", "f1"])
+
+
 # ---------------------------------------------------------------------- LaTeX, HTML
 def test_latex_booktabs_bold_and_escapes(frame, tmp_path):
     path = write_report(frame, tmp_path / "paper.tex", metrics=["f1"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import sys
 import warnings
@@ -584,9 +585,9 @@ def _sweep_table(frame) -> str:
     metrics = ok["metrics"]
     table = ok[["dataset", "method"]].assign(
         seeds=1,
-        au_prc=metrics.map(lambda m: m["au_prc"]),
-        recall=metrics.map(lambda m: m["recall"]),
-        f1=metrics.map(lambda m: m["f1"]),
+        au_prc=metrics.map(lambda m: m.get("au_prc", math.nan)),  # results imported from older runs may lack some
+        recall=metrics.map(lambda m: m.get("recall", math.nan)),
+        f1=metrics.map(lambda m: m.get("f1", math.nan)),
     )
     order = {name: i for i, name in enumerate(dict.fromkeys(frame["method"]))}
     summary = (table.groupby(["dataset", "method"], sort=False)

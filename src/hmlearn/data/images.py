@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from hmlearn.data.splitting import stratified_split
 from hmlearn.data.store import cache_dir
-from hmlearn.data.table import _encode, _hierarchy_from_labels, _label_sets, _listing, read_frame, read_hierarchy
+from hmlearn.data.table import encode_labels, hierarchy_from_labels, listing, read_label_sets, read_frame, read_hierarchy
 from hmlearn.errors import DataFormatError, HierarchyError, HMLError
 from hmlearn.fileio import atomic_write, read_text
 from hmlearn.hierarchy import Hierarchy
@@ -161,7 +161,7 @@ def read_image_table(
         label_sets, hierarchy, source = _indexed(frame, table, label_columns, hierarchy, separator)
     else:
         label_sets, hierarchy, source = _paths(frame, table, label_columns, hierarchy, separator)
-    Y = _encode(label_sets, hierarchy, table, shown, source, strict)
+    Y = encode_labels(label_sets, hierarchy, table, shown, source, strict)
     ids = _image_ids(frame, table, image_columns)
     paths = _image_files(ids, directory, table, image_columns)
     partition = None if split is None else np.array([_text(cell) for cell in frame[split]], dtype=str)
@@ -203,7 +203,7 @@ def _text(cell: object) -> str:
 
 def _column(frame: pd.DataFrame, table: Path, name: str, role: str, hint: str) -> str:
     if name not in frame.columns:
-        raise DataFormatError(f"{table}: no {role} column {name!r}; the columns are {_listing(list(frame.columns))}; "
+        raise DataFormatError(f"{table}: no {role} column {name!r}; the columns are {listing(list(frame.columns))}; "
                               f"{hint}")
     return name
 
@@ -227,7 +227,7 @@ def _image_columns(frame: pd.DataFrame, table: Path, given: str | Sequence[str] 
         return found
     if not found:
         raise DataFormatError(f"{table}: no image column (named one of {', '.join(IMAGE_COLUMNS)}); the columns "
-                              f"are {_listing(list(frame.columns))}; {hint}")
+                              f"are {listing(list(frame.columns))}; {hint}")
     raise DataFormatError(f"{table}: columns {', '.join(map(repr, found))} could each name the image files; "
                           "pass image_column= to choose")
 
@@ -264,7 +264,7 @@ def _label_layout(
     if levels:
         return "levels", levels
     raise DataFormatError(f"{table}: no labels column (labels, catami_*, or level1, level2, ...); the columns are "
-                          f"{_listing(list(frame.columns))}; {hint}")
+                          f"{listing(list(frame.columns))}; {hint}")
 
 
 def _split_column(frame: pd.DataFrame, table: Path, given: str | None) -> str | None:
@@ -310,7 +310,7 @@ def _paths(
     frame: pd.DataFrame, table: Path, columns: list[str], hierarchy: Hierarchy | str | Path | None,
     separator: str | None,
 ) -> tuple[list[list[str]], Hierarchy, str]:
-    per_column = [_label_sets(frame, column, table, ";") for column in columns]
+    per_column = [read_label_sets(frame, column, table, ";") for column in columns]
     label_sets = [[label for sets in per_column for label in sets[row]] for row in range(len(frame))]
     if hierarchy is None:
         distinct = list(dict.fromkeys(label for labels in label_sets for label in labels))
@@ -319,7 +319,7 @@ def _paths(
                                  "there, joined by ';'")
         separator = separator or guess_path_separator(distinct)
         label_sets = [[_normalised(label, separator, separator) for label in labels] for labels in label_sets]
-        return label_sets, _hierarchy_from_labels([label_sets], [table], columns[0], separator), ""
+        return label_sets, hierarchy_from_labels([label_sets], [table], columns[0], separator), ""
     hierarchy, source = _given_hierarchy(hierarchy, separator)
     index, split_on = hierarchy.index, separator or hierarchy.separator
     label_sets = [[label if label in index else _normalised(label, split_on, hierarchy.separator) for label in labels]

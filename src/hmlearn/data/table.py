@@ -78,10 +78,10 @@ def read_tables(
         raise DataFormatError(f"the path separator and the label delimiter are both {separator!r}; they must differ")
     paths = [Path(p) for p in paths]
     frames = [read_frame(p, text_columns=[labels_column, *([id_column] if id_column else [])]) for p in paths]
-    label_sets = [_label_sets(frame, labels_column, path, label_delimiter) for frame, path in zip(frames, paths)]
+    label_sets = [read_label_sets(frame, labels_column, path, label_delimiter) for frame, path in zip(frames, paths)]
     source = ""
     if hierarchy is None:
-        hierarchy = _hierarchy_from_labels(label_sets, paths, labels_column, separator)
+        hierarchy = hierarchy_from_labels(label_sets, paths, labels_column, separator)
     elif not isinstance(hierarchy, Hierarchy):
         source = f" in {hierarchy}"
         hierarchy = read_hierarchy(hierarchy, separator)
@@ -91,7 +91,7 @@ def read_tables(
         if datasets and features != datasets[0].feature_names:
             raise DataFormatError(f"{path}: {_layout_difference(features, datasets[0].feature_names, paths[0])}")
         X = feature_matrix(frame, features, path)
-        Y = _encode(labels, hierarchy, path, labels_column, source, strict)
+        Y = encode_labels(labels, hierarchy, path, labels_column, source, strict)
         datasets.append(HMCDataset(X, Y, hierarchy, features, path.stem))
     return datasets
 
@@ -273,7 +273,7 @@ def split_columns(
     """
     columns = [c for c in frame.columns if c not in exclude]
     if id_column is not None and id_column not in frame.columns:
-        raise DataFormatError(f"{path}: no id column {id_column!r}; the columns are {_listing(list(frame.columns))}")
+        raise DataFormatError(f"{path}: no id column {id_column!r}; the columns are {listing(list(frame.columns))}")
     if id_column is None:
         named = [c for c in columns if c.lower() in ID_COLUMNS]
         if named:
@@ -282,7 +282,7 @@ def split_columns(
             id_column = columns[0]
     features = [c for c in columns if c != id_column]
     if not features:
-        raise DataFormatError(f"{path}: no feature columns (the columns are {_listing(list(frame.columns))})")
+        raise DataFormatError(f"{path}: no feature columns (the columns are {listing(list(frame.columns))})")
     return id_column, features
 
 
@@ -348,10 +348,10 @@ def _float_or_nan(value: object) -> float:
 
 
 # ---------------------------------------------------------------------------------- labels
-def _label_sets(frame: pd.DataFrame, column: str, path: Path, delimiter: str) -> list[list[str]]:
+def read_label_sets(frame: pd.DataFrame, column: str, path: Path, delimiter: str) -> list[list[str]]:
     """Per row, the labels of ``column``: a text cell split on ``delimiter``, or a list (Parquet)."""
     if column not in frame.columns:
-        raise DataFormatError(f"{path}: no labels column {column!r}; the columns are {_listing(list(frame.columns))}; "
+        raise DataFormatError(f"{path}: no labels column {column!r}; the columns are {listing(list(frame.columns))}; "
                               "name the column of label paths with --labels-column")
     sets: list[list[str]] = []
     for cell in frame[column]:
@@ -365,7 +365,7 @@ def _label_sets(frame: pd.DataFrame, column: str, path: Path, delimiter: str) ->
     return sets
 
 
-def _hierarchy_from_labels(
+def hierarchy_from_labels(
     label_sets: list[list[list[str]]], paths: list[Path], column: str, separator: str | None
 ) -> Hierarchy:
     distinct = list(dict.fromkeys(label for sets in label_sets for labels in sets for label in labels))
@@ -391,7 +391,7 @@ def _hierarchy_from_labels(
     raise AssertionError("unreachable: the paths built no hierarchy but each one builds alone")
 
 
-def _encode(
+def encode_labels(
     label_sets: list[list[str]], hierarchy: Hierarchy, path: Path, column: str, source: str, strict: bool
 ) -> np.ndarray:
     """(S, N) bool closed upwards; a label outside the hierarchy raises, naming its row."""
@@ -444,7 +444,7 @@ def _path_prefixes(hierarchy: Hierarchy) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(n, n))
 
 
-def _listing(names: list[str], limit: int = 10) -> str:
+def listing(names: list[str], limit: int = 10) -> str:
     shown = ", ".join(map(str, names[:limit]))
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 

@@ -4,20 +4,25 @@
 <hmlearn.experiments.store.ResultStore.frame>` (ok and failed runs) into one document:
 
 1. **Runs**: per method, the successful and failed runs.
-2. **Results**: a table per metric, rows the datasets, columns the methods, cells mean ± std
+2. **Summary**: per method, its runs, each metric's mean over the datasets where every method
+   ran (of the per-dataset means over the seeds), the mean recall gain over the baseline (as in
+   3.) and the Wilcoxon p-value of its F1 against the baseline (as in 4.).
+3. **Results**: a table per metric, rows the datasets, columns the methods, cells mean ± std
    (sample std, ddof 1) over the seeds; the best mean of each dataset in bold (every method that
    ties it at the printed precision); the last row is each method's average rank over the
-   datasets where all methods ran (1 = best, the rank the Friedman test reads).
-3. **Recall gain** over the baseline: per dataset ``mean recall(method) / mean recall(baseline)``
+   datasets where all methods ran (1 = best, the rank the Friedman test reads). The AU(PRC)
+   table has a ``published`` column when a dataset has a published C-HMCNN AU(PRC)
+   (:data:`hmlearn.data.registry.PUBLISHED_AUPRC`, mean of 10 seeds), empty for the others.
+4. **Recall gain** over the baseline: per dataset ``mean recall(method) / mean recall(baseline)``
    over the seeds, and the mean of these per-dataset ratios.
-4. **Statistical tests** (:mod:`hmlearn.experiments.stats`): Wilcoxon signed-rank of every
+5. **Statistical tests** (:mod:`hmlearn.experiments.stats`): Wilcoxon signed-rank of every
    method against the baseline on F1 and recall over the (dataset, seed) pairs; the Friedman
    test on F1 (datasets as blocks, or (dataset, seed) pairs), average ranks, Nemenyi p-values,
    the critical difference and its diagram.
-5. **Plots**: recall by depth and by training-frequency bucket (mean over seeds, then over
+6. **Plots**: recall by depth and by training-frequency bucket (mean over seeds, then over
    datasets), precision-recall curves (mean over seeds of the interpolated precision), the CD
    diagram.
-6. **Failed runs** with their errors.
+7. **Failed runs** with their errors.
 
 Formats: ``"md"`` (tables; plots as PNG files in ``files_dir``, linked), ``"html"`` (one
 self-contained file: CSS and plots inline, base64 PNG, no external URL), ``"latex"`` (a
@@ -28,6 +33,7 @@ writes the report and its files atomically (:func:`hmlearn.fileio.atomic_write`)
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import math
@@ -157,11 +163,16 @@ def _prepare(frame: pd.DataFrame, baseline: str) -> _Runs:
     return _Runs(ok=ok, failed=failed, methods=methods, datasets=datasets, superseded=superseded)
 
 
-def _check_metrics(runs: _Runs, metrics: Sequence[str]) -> None:
+def _check_metrics(runs: _Runs, metrics: Sequence[str]) -> list[str]:
+    """The metrics to tabulate: ``metrics``, or of the default ones those some run has (runs imported
+    from elsewhere may have AU(PRC) only); an unknown metric asked for is an error."""
     known = list(dict.fromkeys(k for m in runs.ok["metrics"] if isinstance(m, dict) for k in m))
+    if tuple(metrics) == DEFAULT_METRICS and len(runs.ok) and any(m in known for m in metrics):
+        return [m for m in metrics if m in known]
     unknown = [m for m in metrics if m not in known]
     if unknown and len(runs.ok):
         raise ReportError(f"unknown metric(s) {', '.join(map(repr, unknown))}; the runs have: {', '.join(known)}")
+    return list(metrics)
 
 
 # ---------------------------------------------------------------------- tables
@@ -182,6 +193,15 @@ def _runs_table(runs: _Runs) -> _Table:
         rows.append([method, str(len(ok)), str(len(failed)), str(ok["dataset"].nunique()),
                      str(ok["seed"].nunique()), _number(seconds, 0)])
     return _Table(["method", "ok runs", "failed runs", "datasets", "seeds", "mean seconds"], rows)
+
+
+def _published(runs: _Runs, metric: str) -> dict[str, float]:
+    """Dataset -> published C-HMCNN AU(PRC), for the AU(PRC) table's datasets that have one."""
+    if metric != "au_prc":
+        return {}
+    from hmlearn.data.registry import PUBLISHED_AUPRC
+
+    return {d: PUBLISHED_AUPRC[d] for d in runs.datasets if d in PUBLISHED_AUPRC}
 
 
 def _metric_table(runs: _Runs, metric: str) -> _Table:
@@ -212,6 +232,7 @@ def _metric_table(runs: _Runs, metric: str) -> _Table:
             best = max(shown.values())
             bold |= {(r, c) for c, value in shown.items() if value == best}
         rows.append(row)
+    published = _published(runs, metric)
     ran = [m for m in runs.methods if m in set(runs.ok["method"])]
     table = stats.block_table(runs.ok, metric, ran, "dataset") if len(ran) > 1 else pd.DataFrame()
     if len(table):
@@ -225,31 +246,88 @@ def _metric_table(runs: _Runs, metric: str) -> _Table:
     seeds = {0: "no successful run", 1: "one seed"}.get(most_seeds, f"mean ± std over {most_seeds} seeds")
     caption = (f"{_metric_label(metric)}: {seeds} ((n=k): a cell with fewer seeds; (k failed): seeds that failed); "
                "best per dataset in bold; average rank: 1 = best, over the datasets where every method ran")
-    return _Table(["dataset", *runs.methods], rows, bold, caption)
+    header = ["dataset", *runs.methods]
+    if published:  # a column after the dataset's: published C-HMCNN AU(PRC), never bold
+        header.insert(1, "published")
+        rows = [[row[0], _number(published[row[0]], decimals) if row[0] in published else "", *row[1:]]
+                for row in rows]
+        bold = {(r, c + 1) for r, c in bold}
+        caption += ("; published: C-HMCNN's published AU(PRC), mean of 10 seeds (Giunchiglia & Lukasiewicz 2020; "
+                    "hmlearn.data.registry.PUBLISHED_AUPRC)")
+    return _Table(header, rows, bold, caption)
+
+
+def _recall_ratios(runs: _Runs, baseline: str) -> dict[str, dict[str, float]]:
+    """Method -> {dataset: mean recall of the method / mean recall of the baseline} (means over seeds),
+    for the datasets where both ran and the baseline's recall is above 0."""
+    summary = _cell_stats(runs, "recall")["mean"]
+    ratios: dict[str, dict[str, float]] = {m: {} for m in runs.methods}
+    for dataset in runs.datasets:
+        base = summary.get((dataset, baseline), math.nan)
+        for method in runs.methods:
+            value = summary.get((dataset, method), math.nan)
+            if math.isfinite(base) and base > 0 and math.isfinite(value):
+                ratios[method][dataset] = value / base
+    return ratios
 
 
 def _recall_gain_table(runs: _Runs, baseline: str) -> _Table | str:
-    summary = _cell_stats(runs, "recall")["mean"]
     others = [m for m in runs.methods if m != baseline]
     if not others:
         return "only the baseline ran: no recall gain to show"
-    rows, ratios = [], {m: [] for m in others}
+    ratios = _recall_ratios(runs, baseline)
+    rows = []
     for dataset in runs.datasets:
-        base = summary.get((dataset, baseline), math.nan)
-        row = [dataset]
-        for method in others:
-            value = summary.get((dataset, method), math.nan)
-            if math.isfinite(base) and base > 0 and math.isfinite(value):
-                ratios[method].append(value / base)
-                row.append(f"{value / base:.2f}×")
-            else:
-                row.append("–")
-        rows.append(row)
-    rows.append(["mean of dataset ratios"] + [f"{np.mean(ratios[m]):.2f}×" if ratios[m] else "–" for m in others])
+        rows.append([dataset] + [f"{ratios[m][dataset]:.2f}×" if dataset in ratios[m] else "–" for m in others])
+    rows.append(["mean of dataset ratios"]
+                + [f"{np.mean(list(ratios[m].values())):.2f}×" if ratios[m] else "–" for m in others])
     caption = (f"relative recall gain over {baseline}: mean recall of the method / mean recall of {baseline} per "
                "dataset (means over seeds); last row: the mean of the per-dataset ratios (– where the baseline's "
                "recall is 0 or a method did not run)")
     return _Table(["dataset", *others], rows, caption=caption)
+
+
+def _summary_table(runs: _Runs, baseline: str, metrics: Sequence[str], alpha: float) -> _Table:
+    """Per method: its runs, each metric's mean over the complete datasets, recall gain and F1 Wilcoxon p."""
+    ran = [m for m in runs.methods if m in set(runs.ok["method"])]
+    known = _known_metrics(runs)
+    means, counts = {}, {}
+    for metric in metrics:
+        table = stats.block_table(runs.ok, metric, ran, "dataset") if ran else pd.DataFrame()
+        means[metric], counts[metric] = table.mean(), len(table)
+    gain = "recall" in known and len(ran) > 1
+    ratios = _recall_ratios(runs, baseline) if gain else {}
+    test = "f1" in known and len(ran) > 1
+    header = ["method", "runs", *(_metric_label(m) for m in metrics)]
+    header += ["recall gain"] * gain + [f"F1 Wilcoxon p vs {baseline}"] * test
+    rows, bold = [], set()
+    for r, method in enumerate(runs.methods):
+        row = [method, str(int((runs.ok["method"] == method).sum()))]
+        row += [_number(means[m].get(method, math.nan), _decimals(m)) for m in metrics]
+        if gain:
+            row.append(f"{np.mean(list(ratios[method].values())):.2f}×" if ratios.get(method) else "–")
+        if test:
+            p = math.nan
+            if method != baseline and method in ran and baseline in ran:
+                with contextlib.suppress(stats.StatsInputError):
+                    p = stats.wilcoxon_test(runs.ok, method, baseline, "f1", blocks="dataset-seed").pvalue
+            row.append(_pvalue(p))
+            if p < alpha:
+                bold.add((r, len(row) - 1))
+        rows.append(row)
+    for c, metric in enumerate(metrics, start=2):  # the best mean of each metric in bold
+        shown = {r: round(float(means[metric][m]), _decimals(metric)) for r, m in enumerate(runs.methods)
+                 if m in means[metric].index and math.isfinite(means[metric][m])}
+        if len(set(shown.values())) > 1:
+            bold |= {(r, c) for r, value in shown.items() if value == max(shown.values())}
+    n = sorted(set(counts.values()))
+    over = (f"{n[0]} datasets" if len(n) == 1 else "datasets") + " where every method ran"
+    caption = (f"summary per method: each metric's mean over the {over} (of the means over the seeds), best in "
+               "bold" + (f"; recall gain: the mean of the per-dataset recall ratios to {baseline} (the recall gain "
+                         "table's last row)" if gain else "")
+               + (f"; F1 Wilcoxon p: signed-rank test of the F1 against {baseline} over the (dataset, seed) pairs, "
+                  f"p < {alpha:g} in bold" if test else ""))
+    return _Table(header, rows, bold, caption)
 
 
 def _wilcoxon_table(runs: _Runs, baseline: str, alpha: float) -> _Table | str:
@@ -462,8 +540,7 @@ def _pr_figure(runs: _Runs, pr_dataset: str | None) -> _Figure | None:
 def _document(frame: pd.DataFrame, baseline: str, metrics: Sequence[str], blocks: str, alpha: float,
               pr_dataset: str | None, title: str) -> list:
     runs = _prepare(frame, baseline)
-    metrics = list(dict.fromkeys(metrics))
-    _check_metrics(runs, metrics)
+    metrics = _check_metrics(runs, list(dict.fromkeys(metrics)))
     seeds = sorted(runs.ok["seed"].dropna().unique().tolist()) if len(runs.ok) else []
     sweeps = sorted({str(s) for s in frame["sweep"].dropna()}) if "sweep" in frame.columns else []
     doc: list = [_Heading(title, 1), _Text(
@@ -474,7 +551,8 @@ def _document(frame: pd.DataFrame, baseline: str, metrics: Sequence[str], blocks
     if runs.superseded:
         doc.append(_Text(f"{runs.superseded} older runs of a (dataset, method, seed) that ran again under another "
                          "config or sweep are left out (the latest is kept); select one sweep with --sweep."))
-    doc += [_Heading("Runs"), _runs_table(runs), _Heading("Results")]
+    doc += [_Heading("Runs"), _runs_table(runs), _Heading("Summary"), _summary_table(runs, baseline, metrics, alpha),
+            _Heading("Results")]
     doc += [_metric_table(runs, metric) for metric in metrics]
     doc.append(_Heading(f"Recall gain over {baseline}"))
     gain = _recall_gain_table(runs, baseline) if "recall" in _known_metrics(runs) else "no run has a recall"
@@ -662,7 +740,8 @@ def build_report(
         ok rows only works too). Needs the columns ``dataset``, ``method``, ``seed``, ``metrics``;
         ``status``, ``error``, ``curves``, ``seconds``, ``sweep``, ``finished_at`` are used when there.
     baseline : the method every other one is compared with.
-    metrics : keys of :func:`hmlearn.metrics.evaluate`, one results table each.
+    metrics : keys of :func:`hmlearn.metrics.evaluate`, one results table each. With the default,
+        :data:`DEFAULT_METRICS`, those no run has are left out (runs imported with AU(PRC) only).
     fmt : ``"md"``, ``"html"`` or ``"latex"``.
     files_dir : for ``"md"`` and ``"latex"``, the folder the plots are written to (PNG, resp. PDF,
         atomically), expected beside the report: they are linked as ``<files_dir name>/<plot>``.
