@@ -332,7 +332,8 @@ def _train_and_report(source, config, path: Path, quiet: bool, resume: bool, sav
 @click.option("--mc-samples", type=click.IntRange(min=0), default=0, show_default=True,
               help="MC-dropout passes (0: off).")
 @click.option("--breakdown", is_flag=True, help="Also print recall by depth and by training-frequency bucket.")
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True)
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Decision threshold for every node [the model's tuned thresholds, else 0.5].")
 @click.option("--labels-column", default="labels", show_default=True, help="Table: the column of label paths.")
 @click.option("--id-column", default=None, help="Table: the sample id column [id, sample, gene, ... or a text first column].")
 def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | None, images: str | None,
@@ -348,15 +349,15 @@ def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | 
                                      mc_samples, threshold)
     _print_metrics(result.metrics, f"{dataset} [{split}], {len(result.data)} samples:")
     if breakdown:
-        _print_breakdown(result, threshold)
+        _print_breakdown(result, result.threshold)
     if per_node:
-        table = per_node_report(result, measure, threshold)
+        table = per_node_report(result, measure)
         with atomic_write(per_node, "w") as handle:
             table.to_csv(handle, index=False)
         click.echo(f"per-node table: {per_node}")
 
 
-def _print_breakdown(result, threshold: float) -> None:
+def _print_breakdown(result, threshold) -> None:
     from hmlearn.metrics import recall_by_depth, recall_by_frequency
 
     hierarchy = result.model.hierarchy
@@ -374,7 +375,8 @@ def _print_breakdown(result, threshold: float) -> None:
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="CSV or .parquet file.")
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True)
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Decision threshold for every node [the model's tuned thresholds, else 0.5].")
 @click.option("--images", type=click.Path(file_okay=False), default=None,
               help="Image models, INPUT a table: the folder its image cells are relative to [the table's folder].")
 def predict(checkpoint: str, input_path: str, out: str, threshold: float, images: str | None) -> None:
@@ -398,7 +400,7 @@ def predict(checkpoint: str, input_path: str, out: str, threshold: float, images
             raise HMLError(f"{input_path}: is a folder; this model reads features from an ARFF, CSV or Parquet file")
         X, ids = read_features(input_path, model.standardizer.n_features, model.standardizer)
     proba = model.predict_proba(X)
-    write_predictions(out, ids, proba, model.hierarchy, threshold)
+    write_predictions(out, ids, proba, model.hierarchy, model.decision_thresholds if threshold is None else threshold)
     click.echo(f"{len(X)} predictions written to {out}")
 
 

@@ -71,8 +71,10 @@ class HMCClassifier(ClassifierMixin, BaseEstimator):
         return self.model_.predict_proba(_features(X, self.model_.config.encoder))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """(S, N) bool predictions at ``threshold``; closed upwards because the probabilities are coherent."""
-        return self.predict_proba(X) >= self.threshold
+        """(S, N) bool predictions at ``threshold`` (None: the tuned thresholds, else 0.5); closed upwards."""
+        self._check_fitted()
+        cutoff = self.model_.decision_thresholds if self.threshold is None else self.threshold
+        return self.predict_proba(X) >= cutoff
 
     def score(self, X: np.ndarray, Y: np.ndarray, sample_weight=None) -> float:
         """AU(PRC) on (X, Y), the C-HMCNN headline metric."""
@@ -105,7 +107,7 @@ def _labels(Y, hierarchy: Hierarchy, n_samples: int) -> np.ndarray:
     return Y
 
 
-PARAMETERS: dict[str, Any] = {**{f.name: f.default for f in fields(TrainConfig)}, "threshold": 0.5, "progress": False}
+PARAMETERS: dict[str, Any] = {**{f.name: f.default for f in fields(TrainConfig)}, "threshold": None, "progress": False}
 """The estimator's parameters and defaults: every TrainConfig option, then threshold and progress."""
 HMCClassifier.__init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # for get_params / clone
     [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]

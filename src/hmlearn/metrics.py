@@ -128,11 +128,18 @@ class _Counts(NamedTuple):
         return precision, recall, f1
 
 
-def _confusion_counts(Y: np.ndarray, P: np.ndarray, hierarchy: Hierarchy, threshold: float) -> _Counts:
+def _node_thresholds(threshold: float | np.ndarray, columns: np.ndarray) -> float | np.ndarray:
+    """A scalar threshold as it is; an (N,) per-node threshold array restricted to ``columns``."""
+    if np.ndim(threshold) == 0:
+        return float(threshold)
+    return np.asarray(threshold, dtype=np.float64)[columns]
+
+
+def _confusion_counts(Y: np.ndarray, P: np.ndarray, hierarchy: Hierarchy, threshold: float | np.ndarray) -> _Counts:
     """TP, FP, FN per evaluated node for the predictions ``P >= threshold`` (inputs already checked)."""
     columns = hierarchy.evaluated
     truth = Y[:, columns]
-    predicted = P[:, columns] >= threshold
+    predicted = P[:, columns] >= _node_thresholds(threshold, columns)
     tp = np.count_nonzero(truth & predicted, axis=0)
     fp = np.count_nonzero(predicted, axis=0) - tp
     fn = np.count_nonzero(truth, axis=0) - tp
@@ -222,7 +229,7 @@ def binary_ap(Y: np.ndarray, P: np.ndarray, hierarchy: Hierarchy, threshold: flo
     """
     Y, P = _check_inputs(Y, P, hierarchy)
     columns = hierarchy.evaluated
-    return _micro_average_precision(Y[:, columns], P[:, columns] >= threshold)
+    return _micro_average_precision(Y[:, columns], P[:, columns] >= _node_thresholds(threshold, columns))
 
 
 # ---------------------------------------------------------------------- threshold metrics
@@ -417,9 +424,12 @@ def evaluate(
     P: np.ndarray,
     hierarchy: Hierarchy,
     train_Y: np.ndarray | None = None,
-    threshold: float = 0.5,
+    threshold: float | np.ndarray = 0.5,
 ) -> dict[str, float]:
     """The standard metrics in one flat dict (the unit of each is given in the module docstring).
+
+    ``threshold``: one for every node, or an (N,) array of per-node thresholds (a model's
+    validation-tuned thresholds, training/thresholds.py).
 
     Keys:
 
@@ -442,7 +452,7 @@ def evaluate(
     truth, scores = Y[:, columns], P[:, columns]  # selected once for both average precisions
     result: dict[str, float] = {
         "au_prc": _micro_average_precision(truth, scores),
-        "binary_ap": _micro_average_precision(truth, scores >= threshold),
+        "binary_ap": _micro_average_precision(truth, scores >= _node_thresholds(threshold, columns)),
         "precision": _mean_percent(precision),
         "recall": _mean_percent(recall),
         "f1": _mean_percent(f1),

@@ -48,7 +48,8 @@ def read_features(
     return X, ids
 
 
-def write_predictions(path: str | Path, ids: list[str], proba: np.ndarray, hierarchy: Hierarchy, threshold: float) -> None:
+def write_predictions(path: str | Path, ids: list[str], proba: np.ndarray, hierarchy: Hierarchy,
+                      threshold: float | np.ndarray) -> None:
     """One row per sample: its id, the predicted label paths and their probabilities.
 
     CSV joins the lists with ``;``; Parquet stores them as lists. Roots are left out.
@@ -56,9 +57,10 @@ def write_predictions(path: str | Path, ids: list[str], proba: np.ndarray, hiera
     path = Path(path)
     evaluated = np.flatnonzero(hierarchy.evaluated)
     names = np.array(hierarchy.nodes, dtype=object)
+    cutoff = threshold if np.ndim(threshold) == 0 else np.asarray(threshold)[evaluated]  # one, or per node
     labels, probabilities = [], []
     for row in proba:
-        chosen = evaluated[row[evaluated] >= threshold]
+        chosen = evaluated[row[evaluated] >= cutoff]
         labels.append(names[chosen].tolist())
         probabilities.append([round(float(v), 4) for v in row[chosen]])
     frame = pd.DataFrame({"sample": ids, "labels": labels, "probabilities": probabilities})

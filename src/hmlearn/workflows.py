@@ -95,10 +95,14 @@ def finished_run(path: str | Path, config: Any, fingerprint: str) -> int:
 
 
 def score(model: Any, X: np.ndarray, Y: np.ndarray, hierarchy: Hierarchy, train_Y: np.ndarray | None = None,
-          threshold: float = 0.5) -> dict:
-    """The metrics of ``model`` on (X, Y): AU(PRC), binary AP, node-macro P / R / F1, rare-node recall, ..."""
+          threshold: float | None = None) -> dict:
+    """The metrics of ``model`` on (X, Y): AU(PRC), binary AP, node-macro P / R / F1, rare-node recall, ...
+
+    ``threshold``: default the model's decision thresholds (tuned, or 0.5).
+    """
     from hmlearn.metrics import evaluate
 
+    threshold = model.decision_thresholds if threshold is None else threshold
     return evaluate(Y, model.predict_proba(X), hierarchy, train_Y=train_Y, threshold=threshold)
 
 
@@ -114,23 +118,26 @@ class Evaluation:
     metrics: dict
     train_Y: np.ndarray | None
     mc_samples: int = 0
+    threshold: float | np.ndarray = 0.5  # what the metrics used: one value, or the model's (N,) thresholds
 
 
 def evaluate_checkpoint(checkpoint: str | Path, reference: str, split: str = "test", data_dir: str | None = None,
                         images: str | None = None, labels_column: str = "labels", id_column: str | None = None,
-                        mc_samples: int = 0, threshold: float = 0.5) -> Evaluation:
-    """Load ``checkpoint`` and score it on ``split`` of ``reference`` (read as training read it)."""
+                        mc_samples: int = 0, threshold: float | None = None) -> Evaluation:
+    """Load ``checkpoint`` and score it on ``split`` of ``reference`` (read as training read it), at
+    ``threshold`` (default: the model's decision thresholds, tuned or 0.5)."""
     from hmlearn.metrics import evaluate
     from hmlearn.training.checkpoint import load_checkpoint
 
     model, metadata = load_checkpoint(checkpoint)
     data, X, train_Y = evaluation_split(reference, model, metadata, split, data_dir, images, labels_column, id_column)
     proba = model.predict_proba(X, mc_samples, standardized=True)
+    threshold = model.decision_thresholds if threshold is None else threshold
     metrics = evaluate(data.Y, proba, model.hierarchy, train_Y=train_Y, threshold=threshold)
-    return Evaluation(model, data, X, proba, metrics, train_Y, mc_samples)
+    return Evaluation(model, data, X, proba, metrics, train_Y, mc_samples, threshold)
 
 
-def per_node_report(result: Evaluation, measure: str = "predictive", threshold: float = 0.5):
+def per_node_report(result: Evaluation, measure: str = "predictive"):
     """Per-node table (node, depth, positives, P, R, F1) with the mean ``measure`` uncertainty per node."""
     import torch
 
@@ -138,7 +145,8 @@ def per_node_report(result: Evaluation, measure: str = "predictive", threshold: 
     from hmlearn.objectives.uncertainty import uncertainty
 
     model = result.model
-    table = per_node_table(result.data.Y, result.proba, model.hierarchy, threshold=threshold, train_Y=result.train_Y)
+    table = per_node_table(result.data.Y, result.proba, model.hierarchy, threshold=result.threshold,
+                           train_Y=result.train_Y)
     members = model.member_probabilities(result.X, result.mc_samples, standardized=True)  # only the table needs them
     node_uncertainty = uncertainty(torch.from_numpy(members), measure).mean(dim=0).numpy()
     table[f"mean_uncertainty_{measure}"] = np.round(node_uncertainty[model.hierarchy.evaluated], 4)
@@ -169,7 +177,8 @@ def run_cell(cell: Any) -> dict[str, Any]:
         started = time.perf_counter()  # seconds: training and evaluation, not loading the data
         config = TrainConfig(**{k: v for k, v in cell.config.items() if k != "preset"})
         model = fit(source.train.X, source.train.Y, source.hierarchy, config, progress=False)
-        row.update(cell_results(source.test.Y, model.predict_proba(source.test.X), source.hierarchy, source.train.Y))
+        row.update(cell_results(source.test.Y, model.predict_proba(source.test.X), source.hierarchy, source.train.Y,
+                                model.decision_thresholds))
         row["status"] = "ok"
     except Exception as error:  # noqa: BLE001 - a failed cell is a result; the sweep goes on
         row["status"], row["error"] = "failed", error_text(error)
@@ -181,17 +190,19 @@ def run_cell(cell: Any) -> dict[str, Any]:
     return row
 
 
-def cell_results(Y: np.ndarray, proba: np.ndarray, hierarchy: Hierarchy, train_Y: np.ndarray) -> dict[str, Any]:
+def cell_results(Y: np.ndarray, proba: np.ndarray, hierarchy: Hierarchy, train_Y: np.ndarray,
+                 threshold: float | np.ndarray = 0.5) -> dict[str, Any]:
     """A results-store row's metrics, per-node table and curves (precision-recall, recall by depth / frequency)."""
     from hmlearn.metrics import evaluate, per_node_table, recall_by_depth, recall_by_frequency
 
     return {
-        "metrics": evaluate(Y, proba, hierarchy, train_Y=train_Y),
-        "per_node": per_node_table(Y, proba, hierarchy, train_Y=train_Y).to_dict("records"),
+        "metrics": evaluate(Y, proba, hierarchy, train_Y=train_Y, threshold=threshold),
+        "per_node": per_node_table(Y, proba, hierarchy, threshold=threshold, train_Y=train_Y).to_dict("records"),
         "curves": {
             "pr": pr_curve(Y, proba, hierarchy),
-            "by_depth": recall_by_depth(Y, proba, hierarchy).reset_index().to_dict("records"),
-            "by_frequency": recall_by_frequency(Y, proba, hierarchy, train_Y).reset_index().to_dict("records"),
+            "by_depth": recall_by_depth(Y, proba, hierarchy, threshold).reset_index().to_dict("records"),
+            "by_frequency": recall_by_frequency(Y, proba, hierarchy, train_Y, threshold=threshold)
+            .reset_index().to_dict("records"),
         },
     }
 

@@ -6,9 +6,9 @@ METHOD.md section 6::
 
 ``L^h`` is head h's MCLoss (evaluated nodes), ``W`` the node-weight table selected by the
 label (section 4, or 1), ``u`` an uncertainty measure of the heads' probabilities before the
-MCM (section 5, gradients stopped; the focal factor is 1 when off). The published code sums
-where we average: only the learning rate's scale differs, and a mean keeps the published
-learning rates meaningful across batch sizes. Every part switches off on its own, so the
+MCM (section 5, gradients stopped; the focal factor is 1 when off). The published focal code
+sums where we average (``reduction="sum"`` does as it does): Adam ignores the loss scale, but
+not its coupled L2 weight decay, which a sum makes about H x B x N times weaker (METHOD.md 6). Every part switches off on its own, so the
 paper's ablations (weights only, focal only, both) are configurations, not code.
 
 The section 7 baselines ride on the same terms: standard focal loss ``(1 - p_t) ** gamma`` on
@@ -31,6 +31,7 @@ from hmlearn.objectives.weights import NodeWeights
 
 OBJECTIVES = ("mcloss", "bce")
 SCHEDULERS = ("linear", "polynomial", "alternating")
+REDUCTIONS = ("mean", "sum")
 
 
 @dataclass
@@ -47,12 +48,15 @@ class Objective:
     scheduler: str | None = None  # move node weights towards 1 within each epoch
     scheduler_power: float = 2.0
     mixed_lambda: float | None = None  # lambda * weighted + (1 - lambda) * plain
+    reduction: str = "mean"  # "mean", or "sum" over heads, samples and nodes (the published focal code)
 
     def __post_init__(self) -> None:
         if self.base not in OBJECTIVES:
             raise HMLError(f"unknown objective {self.base!r}; choose from {', '.join(OBJECTIVES)}")
         if self.scheduler is not None and self.scheduler not in SCHEDULERS:
             raise HMLError(f"unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULERS)}")
+        if self.reduction not in REDUCTIONS:
+            raise HMLError(f"unknown loss reduction {self.reduction!r}; choose from {', '.join(REDUCTIONS)}")
         if (self.scheduler or self.mixed_lambda is not None) and self.node_weights is None:
             raise HMLError("a weight scheduler or mixed loss needs node weights (--node-weights)")
 
@@ -98,5 +102,6 @@ class Objective:
 
     def __call__(self, p: Tensor, y: Tensor, sample_weight: Tensor | None = None,
                  progress: float = 0.0, step: int = 0) -> Tensor:
-        """Scalar mean of :meth:`per_term`."""
-        return self.per_term(p, y, sample_weight, progress, step).mean()
+        """Scalar mean (or, with ``reduction="sum"``, sum) of :meth:`per_term`."""
+        terms = self.per_term(p, y, sample_weight, progress, step)
+        return terms.sum() if self.reduction == "sum" else terms.mean()

@@ -72,18 +72,21 @@ class NodeWeights:
         descendant_sum: bool = False,
         negative_weights: bool = False,
         side: Side = "published",
+        root_in_rescale: bool = False,
     ) -> NodeWeights:
         """Tables from the training labels ``Y`` (S, N).
 
         ``negative_weights``: also weight the y = 0 terms by the same formula on negative
         counts (S - n_i); otherwise they weigh 1. ``side="published"`` swaps the tables, as the
-        published code does (rare-node weights on the y = 0 terms).
+        published code does (rare-node weights on the y = 0 terms). ``root_in_rescale``: the root
+        nodes' weights (1: every sample is positive there) take part in the min / max rescale and
+        are rescaled too, as in the published table; otherwise only evaluated nodes are weighted.
         """
         if side not in ("positive", "published"):
             raise HMLError(f"unknown weight side {side!r}; choose 'positive' or 'published'")
         Y = np.asarray(Y, dtype=bool)
         S = len(Y)
-        evaluated = hierarchy.evaluated
+        evaluated = np.arange(len(hierarchy)) if root_in_rescale else hierarchy.evaluated
         positives = node_positive_counts(Y, hierarchy, descendant_sum)
         positive = np.ones(len(hierarchy))
         positive[evaluated] = rescale(balanced_weights(positives[evaluated], S, mode), omega)

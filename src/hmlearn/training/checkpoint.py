@@ -106,6 +106,8 @@ def _model_payload(model: HMCModel, copy: bool = False) -> dict:
     }
     if model.encoder is not None:
         payload["encoder"] = _on_cpu(model.encoder.state_dict(), copy)
+    if model.thresholds is not None:
+        payload["thresholds"] = torch.tensor(model.thresholds, dtype=torch.float64)
     return payload
 
 
@@ -189,4 +191,6 @@ def _model_from_payload(payload: dict, device: str) -> HMCModel:
         encoder.to(device).eval()
     model = HMCModel(network, hierarchy, standardizer, config, encoder)
     model.history = json.loads(payload["history"])
+    if "thresholds" in payload:
+        model.thresholds = payload["thresholds"].numpy()
     return model

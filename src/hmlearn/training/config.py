@@ -22,6 +22,7 @@ ACTIVATIONS = ("relu", "gelu", "tanh", "elu")  # nn/heads.py ACTIVATIONS
 OBJECTIVES = ("mcloss", "bce")  # objectives/rare_node.py
 SCHEDULERS = ("linear", "polynomial", "alternating")  # objectives/rare_node.py
 UNCERTAINTY_MEASURES = ("mean", "predictive", "aleatoric", "epistemic", "epistemic_kl", "gated")  # uncertainty.py
+THRESHOLD_MODES = ("fixed", "global", "depth", "frequency", "node")  # training/thresholds.py
 MCM_METHODS = ("auto", "dense", "levels", "pairs")  # "auto" + nn/constraint.py METHODS
 ENCODERS = ("small-cnn", "resnet18", "resnet50", "vit_b_16")  # nn/encoders.py ENCODERS
 DEVICE_PATTERN = re.compile(r"cpu|auto|mps|cuda(:\d+)?")
@@ -75,6 +76,9 @@ class TrainConfig:
     descendant_counts: bool = option(False, "Node counts summed over descendants, or plain (plain: matches the "
                                      "published code's figures).", off_flag="--plain-counts")
     negative_weights: bool = option(False, "Also weight the y = 0 terms from negative counts.")
+    weight_table: str = option("hmlearn", "Node-weight table: hmlearn (counts of the training rows, evaluated nodes "
+                               "rescaled) or published (descendant-summed counts, the root in the rescale).",
+                               choices=("hmlearn", "published"))
     focal: str | None = option(None, "Focal weight from this ensemble uncertainty measure (METHOD.md 5).",
                                choices=UNCERTAINTY_MEASURES)
     focal_k: float = option(2.0, "Focal power k.", low=0.0)
@@ -89,7 +93,12 @@ class TrainConfig:
     sample_weights: str | None = option(None, "Baseline: observation-level inverse-frequency weights.",
                                         choices=("inverse-frequency",))
     lr: float = option(1e-4, "Adam learning rate.", low=0.0, low_open=True)
-    weight_decay: float = option(1e-5, "Adam's (coupled L2) weight decay.", low=0.0)
+    weight_decay: float = option(1e-5, "Weight decay: coupled L2 with adam, decoupled with adamw.", low=0.0)
+    optimizer: str = option("adam", "adam (weight decay as coupled L2, the published protocol) or adamw (decoupled "
+                            "weight decay, unaffected by the loss scale).", choices=("adam", "adamw"))
+    loss_reduction: str = option("mean", "Reduce the loss terms over heads, samples and nodes by their mean, or by "
+                                 "their sum as the published focal code does (which weakens coupled weight decay "
+                                 "about heads x batch x nodes times).", choices=("mean", "sum"))
     batch_size: int = option(4, "Samples per training step.", low=1)
     epochs: int = option(100, "Passes over the training data.", low=1)
     seed: int = option(0, "Random seed (weights, dropout, shuffling).", low=0)
@@ -109,6 +118,16 @@ class TrainConfig:
     image_size: int = option(224, "Images are resized and centre-cropped to this square size.", low=8, group="image")
     encoder_lr: float | None = option(None, "Fine-tuning learning rate of the encoder (default: lr).", low=0.0,
                                       low_open=True, group="image")
+    thresholds: str = option("fixed", "Decision thresholds: fixed at 0.5, or tuned on a validation split for the "
+                             "best node-macro F1: one global, per depth, per training-frequency bucket, or per node "
+                             "(shrunk towards its bucket).", choices=THRESHOLD_MODES)
+    threshold_holdout: float = option(0.2, "Tuned thresholds without a validation split: the fraction of the "
+                                      "training rows (stratified) held out to tune them.", low=0.0, high=1.0,
+                                      low_open=True, high_open=True)
+    threshold_refit: bool = option(True, "After tuning thresholds on a held-out part, train again on every "
+                                   "training row (else keep the model trained without it).", off_flag="--no-refit")
+    rare_nodes: bool = option(False, "The configuration measured to find rare nodes (docs/rare-nodes.md): sets "
+                              "each option of RARE_NODE_SETTINGS left at its default.")
     train_fraction: float = option(1.0, "Limited data: train on this fraction of the training rows, stratified on "
                                    "the hierarchy.", low=0.0, high=1.0, low_open=True)
 
@@ -204,9 +223,23 @@ def _check_range(spec: Option, value: float) -> None:
 IMAGE_FIELDS = tuple(name for name, spec in OPTIONS.items() if spec.group == "image")
 """The image fields of TrainConfig: at their defaults in every tabular run (and absent from configs saved
 before them)."""
-LATER_FIELDS = (*IMAGE_FIELDS, "train_fraction")
+LATER_FIELDS = (*IMAGE_FIELDS, "train_fraction", "optimizer", "loss_reduction", "weight_table", "thresholds",
+                "threshold_holdout", "threshold_refit", "rare_nodes")
 """Fields added after results were first stored: left out of :func:`config_record` at their defaults, so the
 keys of cells stored before them (hashes of the config) stay the same."""
+
+
+RARE_NODE_SETTINGS: dict[str, Any] = {"node_weights": "class-wise", "omega": 0.2, "thresholds": "frequency"}
+"""What ``rare_nodes=True`` sets, where the option is left at its default (docs/rare-nodes.md)."""
+
+
+def with_rare_node_settings(config: TrainConfig) -> TrainConfig:
+    """``config`` with RARE_NODE_SETTINGS applied to the options left at their defaults, if ``rare_nodes``."""
+    if not config.rare_nodes:
+        return config
+    defaults = TrainConfig()
+    return replace(config, **{name: value for name, value in RARE_NODE_SETTINGS.items()
+                              if getattr(config, name) == getattr(defaults, name)})
 
 
 def config_record(config: TrainConfig) -> dict:

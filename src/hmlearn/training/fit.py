@@ -40,7 +40,7 @@ from hmlearn.objectives.rare_node import Objective
 from hmlearn.objectives.weights import NodeWeights
 from hmlearn.sampling import hierarchical_oversample, inverse_frequency_sample_weights
 from hmlearn.training.checkpoint import save_training_state, training_state
-from hmlearn.training.config import TrainConfig
+from hmlearn.training.config import TrainConfig, with_rare_node_settings
 from hmlearn.training.model import FineTuned, HMCModel, param_groups, resolve_device
 from hmlearn.training.state import data_fingerprint, restore, saved_state
 
@@ -73,7 +73,7 @@ def fit(
     KeyboardInterrupt); a non-finite loss raises TrainingDiverged and leaves the state of the last
     completed epoch as it is, to resume from with a lower learning rate.
     """
-    config.validate()
+    config = with_rare_node_settings(config).validate()
     _check_training_data(X, Y, hierarchy, config, X_valid)
     if save_every < 1:
         raise HMLError(f"save_every must be at least 1 epoch, got {save_every}")
@@ -82,6 +82,36 @@ def fit(
 
         kept = training_fraction(Y, hierarchy, config.train_fraction, config.seed)
         X, Y = X[kept], Y[kept]
+    if config.thresholds == "fixed":
+        return _fit_model(X, Y, hierarchy, config, X_valid, Y_valid, progress, state_path, resume, save_every)
+    return _fit_with_thresholds(X, Y, hierarchy, config, X_valid, Y_valid, progress, state_path, resume, save_every)
+
+
+def _fit_with_thresholds(X, Y, hierarchy: Hierarchy, config: TrainConfig, X_valid, Y_valid, progress: bool,
+                         state_path, resume: bool, save_every: int) -> HMCModel:
+    """A model with decision thresholds tuned on the validation split, or, without one, on a stratified
+    held-out part of the training rows (then, with ``threshold_refit``, trained again on every row)."""
+    from hmlearn.training.thresholds import tune_thresholds
+
+    if X_valid is not None and Y_valid is not None:
+        model = _fit_model(X, Y, hierarchy, config, X_valid, Y_valid, progress, state_path, resume, save_every)
+        model.thresholds = tune_thresholds(Y_valid, model.predict_proba(X_valid), hierarchy, Y, config.thresholds)
+        return model
+    from hmlearn.data.splitting import stratified_split
+
+    kept, held = stratified_split(Y, hierarchy, config.threshold_holdout, seed=config.seed)
+    first = _fit_model(X[kept], Y[kept], hierarchy, config, None, None, progress, None, False, save_every)
+    thresholds = tune_thresholds(Y[held], first.predict_proba(X[held]), hierarchy, Y[kept], config.thresholds)
+    model = first
+    if config.threshold_refit:
+        model = _fit_model(X, Y, hierarchy, config, None, None, progress, state_path, resume, save_every)
+    model.thresholds = thresholds
+    return model
+
+
+def _fit_model(X, Y, hierarchy: Hierarchy, config: TrainConfig, X_valid, Y_valid, progress: bool, state_path,
+               resume: bool, save_every: int) -> HMCModel:
+    """The training proper: resume checks, setup, epochs; torch's thread count restored afterwards."""
     saved, fingerprint = None, ""
     if state_path is not None:
         fingerprint = data_fingerprint(X, Y, hierarchy, X_valid, Y_valid)
@@ -241,11 +271,13 @@ def build_objective(config: TrainConfig, constraint: MaxConstraint, Y: np.ndarra
     """The loss the config asks for; node weights come from the training labels ``Y``."""
     weights = None
     if config.node_weights is not None:
-        weights = NodeWeights.fit(Y, hierarchy, config.node_weights, config.omega, config.descendant_counts,
-                                  config.negative_weights, config.weight_side)
+        published = config.weight_table == "published"
+        weights = NodeWeights.fit(Y, hierarchy, config.node_weights, config.omega,
+                                  config.descendant_counts or published, config.negative_weights, config.weight_side,
+                                  root_in_rescale=published)
     return Objective(
         constraint, config.objective, weights, config.focal, config.focal_k, config.focal_min, config.focal_gamma,
-        config.scheduler, config.scheduler_power, config.mixed_lambda,
+        config.scheduler, config.scheduler_power, config.mixed_lambda, config.loss_reduction,
     )
 
 
@@ -304,11 +336,13 @@ def train_epoch(
 
 
 def adam(groups: list[dict], config: TrainConfig) -> torch.optim.Optimizer:
-    """Adam, fused into one kernel where this torch supports it (about 3x faster steps at batch 4)."""
+    """Adam (or AdamW: ``optimizer="adamw"``), fused into one kernel where this torch supports it (about
+    3x faster steps at batch 4)."""
+    kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     try:
-        return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+        return kind(groups, lr=config.lr, weight_decay=config.weight_decay, fused=True)
     except (RuntimeError, TypeError):
-        return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+        return kind(groups, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
 
 
 def _image_encoder(config: TrainConfig, saved: dict | None) -> ImageEncoder:

@@ -35,6 +35,7 @@ class HMCModel:
         self.encoder = encoder
         self.constraint = MaxConstraint(hierarchy, config.mcm_method).to(next(network.parameters()).device)
         self.history: list[dict] = []
+        self.thresholds: np.ndarray | None = None  # (N,) tuned decision thresholds (training/thresholds.py), or 0.5
 
     @property
     def device(self) -> torch.device:
@@ -93,9 +94,15 @@ class HMCModel:
             out[start : start + mean.shape[0]] = mean.cpu().numpy()
         return out
 
-    def predict(self, X: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-        """(S, N) bool: coherent probabilities >= threshold (closed upwards by construction)."""
-        return self.predict_proba(X) >= threshold
+    @property
+    def decision_thresholds(self) -> np.ndarray | float:
+        """The tuned (N,) thresholds, or 0.5 for every node."""
+        return 0.5 if self.thresholds is None else self.thresholds
+
+    def predict(self, X: np.ndarray, threshold: float | np.ndarray | None = None) -> np.ndarray:
+        """(S, N) bool: coherent probabilities >= threshold (default: :attr:`decision_thresholds`); closed
+        upwards by construction, tuned thresholds never rising towards the root."""
+        return self.predict_proba(X) >= (self.decision_thresholds if threshold is None else threshold)
 
 
 class FineTuned(torch.nn.Module):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hmlearn.errors import HMLError
-from hmlearn.training.config import TrainConfig
+from hmlearn.training.config import TrainConfig, with_rare_node_settings
 
 
 @dataclass(frozen=True)
@@ -72,4 +72,4 @@ def preset_config(published: dict, preset: str = "paper", n_outputs: int = 0, **
         "lr": base.lr * change.lr_scale,
         "epochs": max(1, int(round(base.epochs * change.epochs_scale))),
     }
-    return base.updated(**settings).updated(**overrides)
+    return with_rare_node_settings(base.updated(**settings).updated(**overrides))
