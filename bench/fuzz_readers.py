@@ -8,7 +8,12 @@ Targets and the contract each reader must keep, for every input:
   closed upwards, one feature name per column) or raise an ``HMLError`` whose message names
   the file;
 - ``table``: ``predict_io.read_features`` on ``.csv`` / ``.parquet`` files, and
-  ``hmlearn.data.table.read_table`` when that module is importable, likewise.
+  ``hmlearn.data.table.read_table`` when that module is importable, likewise;
+- ``checkpoint``: ``load_checkpoint`` on a mutated payload in a valid envelope (magic, header,
+  size and SHA-256 all correct): a model that predicts, or an ``HMLError`` naming the file;
+  the file unchanged and no code from it run;
+- ``spec``: ``load_spec`` and ``expand`` on a mutated YAML sweep spec: cells with distinct keys,
+  or an ``HMLError`` naming the file.
 
 Inputs are mutated from seeds (synthetic tree and DAG datasets written by ``write_arff``,
 nominal attributes, missing values, excerpts of the benchmark files in ``../shared/hmc_data``,
@@ -292,7 +297,114 @@ def table_seeds() -> list[tuple[str, bytes]]:
     return seeds
 
 
-TARGETS = {"arff": Target("arff", arff_seeds, run_arff), "table": Target("table", table_seeds, run_table)}
+def checkpoint_seeds() -> list[tuple[str, bytes]]:
+    """Payloads (torch.save bytes) of real checkpoints, and of structured variants of them.
+
+    The input is a checkpoint's *payload*: :func:`run_checkpoint` wraps it in a valid envelope
+    (magic, header, size, SHA-256), so the mutations reach the payload checks, not the checksum.
+    """
+    import json
+
+    import torch
+
+    from hmlearn.data.synthetic import make_hmc_data
+    from hmlearn.training.checkpoint import save_checkpoint
+    from hmlearn.training.config import TrainConfig
+    from hmlearn.training.fit import fit
+
+    seeds = []
+    with tempfile.TemporaryDirectory() as folder:
+        for heads, thresholds in ((1, "fixed"), (2, "global")):
+            data = make_hmc_data(n_samples=60, n_features=3, n_nodes=8, seed=heads)
+            config = TrainConfig(hidden_dim=4, epochs=1, batch_size=16, heads=heads, thresholds=thresholds)
+            model = fit(data.X, data.Y, data.hierarchy, config, progress=False)
+            path = save_checkpoint(model, Path(folder) / "m.ckpt", {"dataset": "synthetic"})
+            payload = _payload_bytes(path.read_bytes())
+            seeds.append((".ckpt", payload))
+            decoded = torch.load(io.BytesIO(payload), weights_only=True)
+            config_dict = json.loads(decoded["config"])
+            variants = [
+                {**decoded, "config": json.dumps({**config_dict, "hidden_dim": 2_000_000_000})},
+                {**decoded, "config": json.dumps({**config_dict, "future_option": 1})},
+                {**decoded, "config": json.dumps({**config_dict, "encoder": "small-cnn"})},
+                {**decoded, "n_features": torch.tensor(99)},
+                {k: v for k, v in decoded.items() if k != "history"},
+            ]
+            for variant in variants:
+                buffer = io.BytesIO()
+                torch.save(variant, buffer)
+                seeds.append((".ckpt", buffer.getvalue()))
+    return seeds
+
+
+def _payload_bytes(checkpoint: bytes) -> bytes:
+    from hmlearn.training.checkpoint import MAGIC
+
+    return checkpoint[checkpoint.index(b"\n", len(MAGIC)) + 1 :]
+
+
+def run_checkpoint(path: Path) -> str:
+    """``load_checkpoint`` on the payload in ``path`` wrapped in a valid envelope: a model, or an HMLError
+    naming the file; the file itself left unchanged and no code run (a marker file would show it)."""
+    import json
+
+    from hmlearn.training.checkpoint import MAGIC, load_checkpoint
+
+    payload = path.read_bytes()
+    header = {"format": 1, "kind": "model", "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
+    wrapped = path.with_suffix(".wrapped.ckpt")
+    wrapped.write_bytes(MAGIC + json.dumps(header).encode() + b"\n" + payload)
+    before = wrapped.read_bytes()
+    marker = path.parent / "code-was-run"
+
+    def model_ok(result):
+        model, metadata = result
+        probabilities = model.predict_proba(np.zeros((2, model.standardizer.n_features), dtype=np.float32))
+        if probabilities.shape != (2, len(model.hierarchy)) or not isinstance(metadata, dict):
+            raise ContractBroken("invalid", f"a loaded model predicts {probabilities.shape}")
+
+    outcome = _expect(load_checkpoint, wrapped, model_ok)
+    if wrapped.read_bytes() != before:
+        raise ContractBroken("changed", "loading changed the checkpoint file")
+    if marker.exists():
+        raise ContractBroken("code", "loading a checkpoint ran code from it")
+    return outcome
+
+
+SPEC_TOKENS = [b"seeds:", b"methods:", b"datasets:", b"preset:", b"name:", b"- ", b"[", b"]", b"{", b"}", b": ",
+               b"null", b"~", b"true", b"1e-4", b"-1", b"0.0", b"&a", b"*a", b"!!python/object:os.system", b"<<: *a",
+               b"omega: [0.2, 0.25]", b"focal: gated", b"heads: 0", b"epochs: 1e9", b"FUN", b"GO", b"---", b"...",
+               b"\t", b"  ", b"\n", b"'", b'"', b"#", b"?", b"|", b">", b"%YAML 1.1", b"\x00", b"\xff"]
+TOKENS.extend(token for token in SPEC_TOKENS if token not in TOKENS)
+
+
+def spec_seeds() -> list[tuple[str, bytes]]:
+    """Sweep specs: the project's configs and small specs using every key."""
+    seeds = [(".yaml", path.read_bytes()) for path in sorted((Path(__file__).resolve().parents[1] / "configs")
+                                                             .glob("*.yaml"))]
+    seeds += [
+        (".yaml", b"name: s\npreset: fast\ndatasets: [derisi_FUN]\nseeds: [0, 1]\nthreads_per_cell: 1\nmethods:\n"
+                  b"  plain: {}\n  w: {node_weights: class-wise, omega: [0.2, 0.25], heads: 2, focal: gated}\n"),
+        (".yaml", b"name: img\ndatasets:\n  - name: sea\n    table: labels.csv\n    image_size: 32\n"
+                  b"methods:\n  plain: {encoder: small-cnn, train_fraction: [0.5, 1.0]}\n"),
+    ]
+    return seeds
+
+
+def run_spec(path: Path) -> str:
+    """``load_spec`` then ``expand``: a spec and its cells, or an HMLError naming the file."""
+    from hmlearn.experiments.spec import expand, load_spec
+
+    def cells_ok(cells):
+        if len({cell.key for cell in cells}) != len(cells):
+            raise ContractBroken("invalid", "two cells share a key")
+
+    return _expect(lambda p: expand(load_spec(p)), path, cells_ok)
+
+
+TARGETS = {"arff": Target("arff", arff_seeds, run_arff), "table": Target("table", table_seeds, run_table),
+           "checkpoint": Target("checkpoint", checkpoint_seeds, run_checkpoint),
+           "spec": Target("spec", spec_seeds, run_spec)}
 
 
 # ---------------------------------------------------------------------------- mutations

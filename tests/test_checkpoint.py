@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from hmlearn.training.checkpoint import MAGIC, CheckpointError, load_checkpoint, load_training_state, save_checkpoint
 from hmlearn.data.synthetic import make_hmc_data
+from hmlearn.training.checkpoint import MAGIC, CheckpointError, load_checkpoint, load_training_state, save_checkpoint
 from hmlearn.training.config import TrainConfig
 from hmlearn.training.fit import fit
 
@@ -113,3 +113,65 @@ def test_training_state_is_verified_like_a_checkpoint_and_is_not_one(trained, tm
     (tmp_path / "evil.state").write_bytes(MAGIC + json.dumps(header).encode() + b"\n" + evil)
     with pytest.raises(CheckpointError, match="training state payload is unsafe or unreadable"):
         load_training_state(tmp_path / "evil.state")
+
+
+def _envelope(payload: dict, header_changes: dict | None = None) -> bytes:
+    """A checkpoint file around ``payload``: valid magic, header, size and checksum."""
+    import hashlib
+
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    header = {"format": 1, "kind": "model", "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+              **(header_changes or {})}
+    return MAGIC + json.dumps(header).encode() + b"\n" + data
+
+
+def _payload(path) -> dict:
+    raw = path.read_bytes()
+    end = raw.index(b"\n", len(MAGIC))
+    return torch.load(io.BytesIO(raw[end + 1:]), weights_only=True)
+
+
+def _config_changed(payload: dict, **changes) -> dict:
+    return {**payload, "config": json.dumps({**json.loads(payload["config"]), **changes})}
+
+
+@pytest.mark.parametrize(("mutate", "words"), [
+    (lambda p: {k: v for k, v in p.items() if k != "config"}, "field 'config' is missing"),
+    (lambda p: {**p, "config": "{not json"}, "field 'config' is missing or not a JSON dict"),
+    (lambda p: _config_changed(p, layer_norm=True), "settings this hmlearn .* does not know \\(layer_norm\\).*newer"),
+    (lambda p: _config_changed(p, hidden_dim=2_000_000_000), "weights 'layers.0.weight' have shape"),
+    (lambda p: _config_changed(p, dropout=1.5), "config dropout: 1.5 is out of range"),
+    (lambda p: _config_changed(p, encoder="small-cnn"), "names the encoder 'small-cnn' but holds no encoder weights"),
+    (lambda p: {**p, "n_features": torch.tensor(7)}, "weights 'layers.0.weight' have shape"),
+    (lambda p: {**p, "n_features": torch.tensor(0.5)}, "'n_features' is missing or not a positive integer"),
+    (lambda p: {**p, "history": "{}"}, "field 'history' is missing or not a JSON list"),
+    (lambda p: {**p, "standardizer": {}}, "field 'standardizer'"),
+    (lambda p: {**p, "hierarchy": json.dumps({"nodes": ["a"]})}, "'hierarchy' is not a hierarchy"),
+    (lambda p: {**p, "state": {"x": torch.zeros(1)}}, "weights do not match its config"),
+    (lambda p: [1, 2], "payload is not a mapping"),
+])
+def test_a_valid_envelope_with_a_wrong_payload_is_one_clear_error(trained, tmp_path, mutate, words):
+    _, path, _ = trained
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(_envelope(mutate(_payload(path))))
+    with pytest.raises(CheckpointError, match=words):
+        load_checkpoint(bad)
+
+
+@pytest.mark.parametrize("header", [{"format": "2"}, {"size": "12"}, {"format": 1.5}, {"sha256": 3}])
+def test_a_malformed_header_is_corrupt_not_a_traceback(trained, tmp_path, header):
+    _, path, _ = trained
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(_envelope(_payload(path), header))
+    with pytest.raises(CheckpointError, match="header is corrupt"):
+        load_checkpoint(bad)
+
+
+def test_bytes_appended_are_not_called_truncation(trained, tmp_path):
+    _, path, _ = trained
+    longer = tmp_path / "longer.ckpt"
+    longer.write_bytes(path.read_bytes() + b"extra!!")
+    with pytest.raises(CheckpointError, match="has 7 bytes after its end"):
+        load_checkpoint(longer)

@@ -104,7 +104,7 @@ def test_stored_benchmark_runs_are_the_sweeps_cells():
 
     for name, done in (("reproduce", 27), ("reproduce-fast", 27), ("rare-nodes", 144)):
         cells = plan(load_spec(README.parent / "configs" / f"{name}.yaml"), README.parent / "bench" / "results" / name)
-        assert len(cells["done"]) == done, f"bench/results/{name}: rerun python bench/import_jsonl.py"
+        assert len(cells["done"]) >= done, f"bench/results/{name}: rerun python bench/import_jsonl.py"
 
 
 def test_help_imports_no_heavy_module():

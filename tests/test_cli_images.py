@@ -11,9 +11,9 @@ import yaml
 from click.testing import CliRunner
 
 from hmlearn.cli import main
-from hmlearn.training.config import ENCODERS
 from hmlearn.data.synthetic_images import synthetic_image_hierarchy
 from hmlearn.experiments.spec import SpecError, expand, parse_spec
+from hmlearn.training.config import ENCODERS
 
 
 def run(*args):

@@ -365,3 +365,10 @@ def test_float32_key_pass_picks_the_two_pass_sources(scatter: bool, monkeypatch:
         assert torch.equal(out.detach().isnan(), mcm(p).isnan())
         assert torch.equal(out.detach().nan_to_num(7.0), mcm(p).nan_to_num(7.0))
         assert torch.equal(x.grad, torch.zeros(5, n).scatter_add_(1, expected.t(), upstream))
+
+
+def test_heads_parameter_shapes_are_the_built_networks():
+    from hmlearn.nn.heads import HeadsMLP
+
+    network = HeadsMLP(7, 11, hidden_dim=5, num_layers=3, heads=2)
+    assert HeadsMLP.parameter_shapes(7, 11, 5, 3, 2) == {k: tuple(v.shape) for k, v in network.state_dict().items()}

@@ -61,3 +61,23 @@ def test_read_text_gives_one_error_naming_the_file(tmp_path: Path):
         read_text(latin, "hierarchy file", Refused)
     with pytest.raises(Refused, match=re.escape(f"{tmp_path}: cannot read the hierarchy file (Is a directory)")):
         read_text(tmp_path, "hierarchy file", Refused)
+
+
+def test_a_full_disk_while_writing_names_the_file_and_leaves_the_old_one(tmp_path, monkeypatch):
+    import errno
+
+    from hmlearn import fileio
+
+    target = tmp_path / "model.ckpt"
+    target.write_bytes(b"the earlier checkpoint")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fileio.os, "fsync", full)
+    with pytest.raises(OSError) as caught:
+        with fileio.atomic_write(target) as handle:
+            handle.write(b"new")
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
+    assert target.read_bytes() == b"the earlier checkpoint"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.ckpt"]  # no .part left behind

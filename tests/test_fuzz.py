@@ -36,7 +36,7 @@ def fuzzer():
     return fuzz_readers
 
 
-@pytest.mark.parametrize(("target", "inputs"), [("arff", 250), ("table", 150)])
+@pytest.mark.parametrize(("target", "inputs"), [("arff", 250), ("table", 150), ("checkpoint", 200), ("spec", 100)])
 def test_mutated_inputs_give_a_dataset_or_a_clear_error(fuzzer, tmp_path, target, inputs):
     result = fuzzer.fuzz(target, max_inputs=inputs, seed=0, work_dir=tmp_path, slow=60.0, minimize_findings=False)
     assert result.inputs == inputs
@@ -167,3 +167,17 @@ def test_table_crash_found_by_fuzzing_is_now_a_clear_error(tmp_path, case):
     with pytest.raises(error) as raised:
         read_table(path)
     assert str(raised.value) == f"{tmp_path}/{message}"
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("name: x\ndatasets: " + "[" * 2000 + "]" * 2000 + "\n", "nested too deeply"),
+    ("name: x\nseeds: [" + "9" * 5000 + "]\n", "not a usable YAML value"),
+    ("name: x\n? {a: 1}\n: 2\n", "a key must be a plain name"),
+])
+def test_spec_crashes_found_by_fuzzing_are_now_clear_errors(tmp_path, text, words):
+    from hmlearn.experiments.spec import SpecError, load_spec
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError, match=words):
+        load_spec(path)

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from hmlearn.training import checkpoint
-from hmlearn.training.checkpoint import load_checkpoint, load_training_state, save_checkpoint
 from hmlearn.errors import HMLError, TrainingInterrupted
 from hmlearn.hierarchy import Hierarchy
 from hmlearn.metrics import au_prc, is_coherent
 from hmlearn.nn.encoders import build_encoder, encode_images, save_encoder_weights
 from hmlearn.objectives.rare_node import Objective
+from hmlearn.training import checkpoint
+from hmlearn.training.checkpoint import load_checkpoint, load_training_state, save_checkpoint
 from hmlearn.training.config import IMAGE_FIELDS, TrainConfig, config_differences
 from hmlearn.training.fit import fit
 

@@ -25,10 +25,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hmlearn.training.checkpoint import load_checkpoint, load_training_state
 from hmlearn.cli import main
 from hmlearn.data.arff import write_arff
 from hmlearn.data.synthetic import make_hmc_data
+from hmlearn.training.checkpoint import load_checkpoint, load_training_state
 
 EPOCHS = 60  # ten rounds advance 1 to 3 epochs each: the run is still going at the tenth kill, even if
 # epochs run much faster than the reference measured

@@ -13,7 +13,6 @@ from hmlearn.errors import HMLError
 from hmlearn.experiments.spec import SpecError, expand, parse_spec
 from hmlearn.experiments.store import ResultStore
 
-
 PATHS = ["01/01", "01/02", "02/01", "02/02/01", "03"]
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hmlearn.experiments import spec as spec_module
 from hmlearn.data.sources import split_files
+from hmlearn.experiments import spec as spec_module
 from hmlearn.experiments.spec import SpecError, expand, load_spec, parse_spec
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -199,3 +199,19 @@ def test_cd_diagram_bars_follow_alpha():
     assert crossbars(0.05) == [4]  # every p-value is large: one bar over all four methods
     assert crossbars(0.9) == [2, 3]  # B-C (p 0.78) and B-D (p 0.69) now differ: {A, B}, {A, C, D}
     assert crossbars(0.999) == []  # every p-value (C-D: 0.9986) is below alpha: no bar
+
+
+def test_wilcoxon_with_zero_differences_drops_them_as_wilcox_does():
+    """Ties (zero differences) are where zero_method matters: "wilcox" drops them, "pratt" / "zsplit" do not."""
+    differences = [0.0, 0.0, 0.4, -0.1, 0.3, 0.5, 0.2, -0.05, 0.6, 0.0]
+    values = {}
+    for i, d in enumerate(differences):
+        values[(f"d{i}", "base", 0)] = 1.0
+        values[(f"d{i}", "new", 0)] = 1.0 + d
+    frame = frame_from(values)
+    result = stats.wilcoxon_test(frame, "new", "base", "f1")
+    exact = np.array([values[(f"d{i}", "new", 0)] - 1.0 for i in range(len(differences))])
+    assert result.ties == 3
+    assert result.pvalue == pytest.approx(wilcoxon(exact, zero_method="wilcox").pvalue)
+    assert result.pvalue != pytest.approx(wilcoxon(exact, zero_method="pratt").pvalue)
+    assert result.pvalue != pytest.approx(wilcoxon(exact, zero_method="zsplit").pvalue)

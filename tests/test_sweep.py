@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -109,8 +110,10 @@ def test_every_executor_gives_the_same_metrics(toy):
 
 
 def test_failed_cells_are_recorded_and_the_rest_run(toy):
+    (toy / "data" / "garbled.train.arff").write_text("@RELATION garbled\n@ATTRIBUTE x numeric\n@DATA\n1\n")
+    (toy / "data" / "garbled.test.arff").write_text("@RELATION garbled\n")
     (toy / "broken.yaml").write_text(
-        "name: broken\npreset: fast\ndatasets: [data/toy.train.arff, data/missing.train.arff]\nmethods:\n"
+        "name: broken\npreset: fast\ndatasets: [data/toy.train.arff, data/garbled.train.arff]\nmethods:\n"
         "  plain: {epochs: 2, hidden_dim: 8}\n"
         "  one-head epistemic: {epochs: 2, hidden_dim: 8, focal: epistemic}\n"  # fails in fit: needs 2 heads
     )
@@ -130,12 +133,23 @@ def test_failed_cells_are_recorded_and_the_rest_run(toy):
     assert epistemic.status == "failed" and epistemic.metrics is None
     assert epistemic.error.startswith("HMLError: uncertainty 'epistemic' needs at least 2 heads")
     for method in ("plain", "one-head epistemic"):
-        missing = frame.loc[("data/missing.train.arff", method)]
-        assert missing.status == "failed"
-        assert missing.error == f"DatasetNotFoundError: {toy / 'data' / 'missing.train.arff'}: no such file"
-        assert missing.config["seed"] == 0 and missing.config["preset"] == "fast"
+        garbled = frame.loc[("data/garbled.train.arff", method)]
+        assert garbled.status == "failed"
+        assert garbled.error.startswith("DataFormatError: ") and "garbled.train.arff" in garbled.error
+        assert garbled.config["seed"] == 0 and garbled.config["preset"] == "fast"
     todo = plan(load_spec(toy / "broken.yaml"), runs)  # a resumed sweep retries the failed cells only
     assert len(todo["todo"]) == len(todo["retry"]) == 3 and len(todo["done"]) == 1
+
+
+def test_a_spec_dataset_file_that_does_not_exist_is_refused_before_anything_runs(toy):
+    (toy / "absent.yaml").write_text("name: absent\npreset: fast\ndatasets: [data/toy.train.arff, data/missing.train.arff]"
+                                     "\nmethods:\n  plain: {epochs: 2, hidden_dim: 8}\n")
+    runs = toy / "runs" / "absent"
+    result = CliRunner().invoke(main, ["sweep", str(toy / "absent.yaml"), "--runs", str(runs), "--quiet"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (f"error: {toy / 'absent.yaml'}: datasets[1]: data/missing.train.arff: no such file "
+                                     f"({toy / 'data' / 'missing.train.arff'})")
+    assert not (runs / "results.sqlite").exists()
 
 
 def test_cells_carry_the_full_config_and_versions(toy):
@@ -169,3 +183,119 @@ def test_cli_errors_are_one_line(toy, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(HMLError, match=re.escape("the ray executor needs Ray: pip install 'hmlearn[ray]'")):
         run_sweep(load_spec(toy / "spec.yaml"), tmp_path / "runs", executor="ray")
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to list a process's children")
+def test_a_killed_process_pool_sweep_leaves_no_workers(toy):
+    runs = toy / "runs" / "orphans"
+    process = subprocess.Popen([sys.executable, "-m", "hmlearn.cli", "sweep", str(toy / "spec.yaml"), "--runs",
+                                str(runs), "--executor", "process", "--workers", "2", "--no-resume", "--quiet"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # orphans could hold a pipe
+    try:
+        deadline, workers = time.monotonic() + 60, set()
+        while len(workers) < 3 and time.monotonic() < deadline and process.poll() is None:  # forkserver + 2 workers
+            time.sleep(0.1)
+            workers = _descendants(process.pid)
+        assert len(workers) >= 3, "the pool did not start"
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    survivors = [pid for pid in workers if _alive(pid)]
+    for pid in survivors:  # leave nothing running whatever the outcome
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    assert not survivors, "workers outlived their killed sweep"
+
+
+def test_a_second_sweep_on_a_busy_store_is_refused_with_the_holder_named(toy):
+    from hmlearn.experiments.runner import hold_store
+
+    runs = toy / "runs" / "busy"
+    with ResultStore(runs) as store:
+        lock = hold_store(store.path)
+    try:
+        result = CliRunner().invoke(main, ["sweep", str(toy / "spec.yaml"), "--runs", str(runs), "--quiet"])
+        assert result.exit_code == 2
+        assert re.search(r"another sweep \(process \d+, started .*\) is running on this results store",
+                         result.output)
+    finally:
+        lock.close()
+    with ResultStore(runs) as store:
+        assert store.count() == 0  # nothing ran twice, nothing half-written
+
+
+def test_a_corrupt_results_store_is_one_line_for_sweep_and_report(toy, tmp_path):
+    (tmp_path / "results.sqlite").write_bytes(b"this is not a database " * 100)
+    for args in (["sweep", str(toy / "spec.yaml"), "--runs", str(tmp_path)], ["report", str(tmp_path)]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2
+        assert "results.sqlite: cannot be read as a results store" in result.output.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(("seeds", "words"), [
+    ("0-99999999999", "--seeds: 0-99999999999 makes more than 10000 seeds"),
+    ("9-3", "--seeds: 9-3 is an empty range"),
+])
+def test_seed_ranges_are_bounded(toy, seeds, words):
+    result = CliRunner().invoke(main, ["sweep", str(toy / "spec.yaml"), "--seeds", seeds])
+    assert result.exit_code == 2 and words in result.output
+
+
+def test_the_cli_seed_limit_is_the_specs():
+    from hmlearn import cli
+    from hmlearn.experiments import spec
+
+    assert cli.MAX_SEEDS == spec.MAX_SEEDS
+
+
+def test_the_local_ray_executor_starts_its_own_instance_beside_a_running_cluster(toy, monkeypatch):
+    """Without --ray-address, Ray is started as a new local instance (address "local"): with a head already
+    running on the machine, a plain ray.init(num_cpus=...) would try to join it and fail. (Starting a real
+    head takes minutes on a 2-core machine; this checks what the executor asks Ray for.)"""
+    ray = pytest.importorskip("ray")
+    from hmlearn.experiments import runner
+
+    asked = {}
+
+    class Stop(Exception):
+        pass
+
+    def init(**options):
+        asked.update(options)
+        raise Stop
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    cells = expand(load_spec(toy / "spec.yaml"))[:1]
+    with pytest.raises(HMLError, match="cannot start Ray"):
+        next(runner._EXECUTORS["ray"](cells, workers=1, threads=1))
+    assert asked["address"] == "local" and asked["num_cpus"] == 1

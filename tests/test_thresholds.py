@@ -103,8 +103,10 @@ def test_adamw_is_decoupled_adam():
 
 
 def test_rare_nodes_sets_only_what_is_left_at_its_default():
-    config = with_rare_node_settings(TrainConfig(rare_nodes=True, omega=0.3))
-    assert config.omega == 0.3  # given: kept
-    assert all(getattr(config, k) == v for k, v in RARE_NODE_SETTINGS.items() if k != "omega")
+    given = with_rare_node_settings(TrainConfig(rare_nodes=True, thresholds="global"))
+    assert given.thresholds == "global"  # given: kept
+    config = with_rare_node_settings(TrainConfig(rare_nodes=True))
+    assert all(getattr(config, k) == v for k, v in RARE_NODE_SETTINGS.items())
+    assert config != TrainConfig(rare_nodes=True)
     assert with_rare_node_settings(TrainConfig()) == TrainConfig()
     assert preset_config({}, "paper", 10, rare_nodes=True).thresholds == RARE_NODE_SETTINGS["thresholds"]

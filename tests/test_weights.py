@@ -57,3 +57,8 @@ def test_negative_side_table_uses_negative_counts(small):
     weights = NodeWeights.fit(Y, h, negative_weights=True, descendant_sum=False)
     # node c has 3 negatives of 4, node a 1 negative: the node with fewer negatives weighs more
     assert weights.negative[h.index["a"]] > weights.negative[h.index["c"]]
+
+
+def test_rescale_of_constant_weights_is_omega_plus_the_weight():
+    """All nodes equally frequent: w' = omega + max(w) (not omega alone), as the formula's limit."""
+    np.testing.assert_allclose(rescale(np.array([2.0, 2.0, 2.0]), 0.25), [2.25, 2.25, 2.25])

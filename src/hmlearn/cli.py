@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import sqlite3
 import sys
 import warnings
 from pathlib import Path
@@ -36,11 +37,33 @@ class _Group(click.Group):
                 raise
             click.echo(f"error: {error}", err=True)
             sys.exit(2)
+        except (OSError, sqlite3.Error) as error:  # a full disk, a read-only folder, a damaged results store
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: {_system_error(error)}", err=True)
+            sys.exit(2)
         except KeyboardInterrupt as stop:
             if ctx.params.get("debug"):
                 raise
             click.echo(str(stop) or "interrupted", err=True)
             sys.exit(130)
+
+
+def _system_error(error: BaseException) -> str:
+    """One line for an OSError or SQLite error: the file, what happened, what to do."""
+    import errno
+
+    if isinstance(error, sqlite3.Error):
+        full = "full" in str(error).lower()
+        hint = "free some disk space and run the command again" if full else "move the file aside to start afresh"
+        return f"results store: {error}; {hint} (finished results stay stored)"
+    where = f"{error.filename}: " if getattr(error, "filename", None) else ""
+    reason = error.strerror or str(error)
+    if error.errno == errno.ENOSPC:
+        return f"{where}{reason}; free some disk space and run the command again (earlier files are untouched)"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{where}{reason}; choose a folder you can write to"
+    return f"{where}{reason}"
 
 
 @click.group(cls=_Group)
@@ -484,6 +507,7 @@ def make_images(out_dir: str, n_images: int, size: int, seed: int, layout: str) 
 
 
 # ---------------------------------------------------------------------------------- sweeps
+MAX_SEEDS = 10_000  # experiments/spec.py MAX_SEEDS (kept equal by a test; this module imports no pydantic)
 _SEED_TOKEN = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*")  # 3, 0-9, 0,1,2
 
 
@@ -513,6 +537,10 @@ def _parse_seeds(ctx, param, value: str | None) -> list[int] | None:
         if not _SEED_TOKEN.fullmatch(token):
             raise click.BadParameter(f"{token!r} is not a seed (integers, or ranges such as 0-9)")
         low, _, high = token.partition("-")
+        if int(high or low) - int(low) + 1 + len(seeds) > MAX_SEEDS:
+            raise HMLError(f"--seeds: {value} makes more than {MAX_SEEDS} seeds; a sweep runs every one of them")
+        if int(high or low) < int(low):
+            raise HMLError(f"--seeds: {token} is an empty range; write the lower seed first")
         seeds.extend(range(int(low), int(high or low) + 1))
     if not seeds:
         raise click.BadParameter("give at least one seed")

@@ -47,10 +47,12 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
             if tmp is None:  # complete: give it a name only now, then rename that over the target
                 tmp = _link_unnamed(handle.fileno(), path)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+        if isinstance(error, OSError) and not error.filename:  # a full disk during write: name the file
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from None
         raise
 
 

@@ -123,6 +123,7 @@ class Hierarchy:
                 if name not in names:
                     names[name] = len(names)
             edge_list.append((names[parent], names[child]))
+        edge_list = list(dict.fromkeys(edge_list))  # an edge listed twice is one edge
         order = sorted(names)
         if not_evaluated is None:
             has_parent = {c for _, c in edge_list}

@@ -151,7 +151,7 @@ def hierarchy_from_header(
     try:
         if convention == "edges":
             return Hierarchy.from_edges(spec, not_evaluated=not_evaluated)
-        return Hierarchy.from_paths(spec, strict=True)
+        return Hierarchy.from_paths(spec)  # a path listed twice (some public files do) is one node
     except HierarchyError as error:
         raise HierarchyError(f"{where}: {error}") from None
 
@@ -182,6 +182,8 @@ def read_arff(
         raise  # unreachable: _raise_first_bad_line always raises
     if len(X) == 0:
         raise DataFormatError(f"{header.path}:{header.data_line}: no data rows after @DATA")
+    if np.isinf(X).any():  # 'inf' is allowed (a missing value); '1e400', which overflowed to it, is not
+        _refuse_overflow(header, lines)
     return HMCDataset(X, Y, hierarchy, header.feature_names, name or header.relation, split)
 
 
@@ -258,6 +260,21 @@ def _label_matrix(labels: pd.Series, hierarchy: Hierarchy, header: ArffHeader) -
     return hierarchy.close(direct)
 
 
+def _refuse_overflow(header: ArffHeader, lines: list[str]) -> None:
+    """DataFormatError at the first numeric cell written as a number too large for a float ('1e400')."""
+    numeric = [i for i, attribute in enumerate(header.attributes) if attribute.kind == "numeric"]
+    for lineno, raw in enumerate(lines, start=header.data_line + 1):
+        if not _is_row(raw):
+            continue
+        fields = _fields(raw.rstrip("\n").split("%")[0], f"{header.path}:{lineno}")
+        for i in numeric:
+            value = fields[i].strip()
+            if value != "?" and value.lower().lstrip("+-") not in ("inf", "infinity") and np.isinf(float(value)):
+                raise DataFormatError(f"{header.path}:{lineno}: column {i + 1} ({header.attributes[i].name}): "
+                                      f"{value!r} is beyond float32 (largest {_FLOAT32_MAX:.3g}); rescale the "
+                                      "feature, e.g. take its log")
+
+
 def _raise_first_bad_line(header: ArffHeader, hierarchy: Hierarchy, lines: list[str]) -> None:
     """Slow path, errors only: walk the data lines and raise for the first one at fault."""
     n_columns = len(header.attributes)
@@ -281,7 +298,8 @@ def _raise_first_bad_line(header: ArffHeader, hierarchy: Hierarchy, lines: list[
                         "use ? for a missing value"
                     )
                 number = float(value)
-                if np.isfinite(number) and abs(number) > _FLOAT32_MAX:
+                overflowed = np.isinf(number) and value.lower().lstrip("+-") not in ("inf", "infinity")
+                if (np.isfinite(number) and abs(number) > _FLOAT32_MAX) or overflowed:
                     raise DataFormatError(
                         f"{where}: column {column} ({attribute.name}): {value!r} is beyond float32 "
                         f"(largest {_FLOAT32_MAX:.3g}); rescale the feature, e.g. take its log"

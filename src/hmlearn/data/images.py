@@ -34,7 +34,14 @@ from tqdm.auto import tqdm
 
 from hmlearn.data.splitting import stratified_split
 from hmlearn.data.store import cache_dir
-from hmlearn.data.table import encode_labels, hierarchy_from_labels, listing, read_label_sets, read_frame, read_hierarchy
+from hmlearn.data.table import (
+    encode_labels,
+    hierarchy_from_labels,
+    listing,
+    read_frame,
+    read_hierarchy,
+    read_label_sets,
+)
 from hmlearn.errors import DataFormatError, HierarchyError, HMLError
 from hmlearn.fileio import atomic_write, read_text
 from hmlearn.hierarchy import Hierarchy

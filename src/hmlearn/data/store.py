@@ -10,6 +10,7 @@ a second load skips parsing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,7 +31,7 @@ from hmlearn.errors import ChecksumError, DatasetNotFoundError
 from hmlearn.fileio import atomic_write, sha256_file
 from hmlearn.hierarchy import Hierarchy
 
-CACHE_FORMAT = 1  # bump when the reader's output changes, to invalidate parsed caches
+CACHE_FORMAT = 3  # bump when the reader's output changes, to invalidate parsed caches
 _CHECKOUT_SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "hmc_data"
 
 
@@ -45,7 +46,11 @@ def data_roots(data_dir: str | Path | None = None) -> list[Path]:
     if data_dir:
         roots.append(Path(data_dir))
     if os.environ.get("HMLEARN_DATA"):
-        roots.append(Path(os.environ["HMLEARN_DATA"]))
+        given = Path(os.environ["HMLEARN_DATA"])
+        if given.exists() and not given.is_dir():
+            raise DatasetNotFoundError(f"HMLEARN_DATA={given} is a file; point it at the folder that holds the "
+                                       "datasets")
+        roots.append(given)
     roots.append(cache_dir() / "hmc_data")
     for shared in (_CHECKOUT_SHARED, Path.cwd().parent / "shared" / "hmc_data"):
         if shared not in roots:
@@ -113,9 +118,11 @@ def fetch(
         if found is None:
             if not allow_download or os.environ.get("HMLEARN_OFFLINE"):
                 looked = ", ".join(str(r) for r in data_roots(data_dir))
+                advice = ("unset HMLEARN_OFFLINE to download it, or copy the file into one of those folders"
+                          if os.environ.get("HMLEARN_OFFLINE") else
+                          f"run `hmlearn datasets fetch {spec.name}` or set HMLEARN_DATA")
                 raise DatasetNotFoundError(
-                    f"{spec.name}: {Path(spec.files[split]).name} not found (looked in {looked}); "
-                    f"run `hmlearn datasets fetch {spec.name}` or set HMLEARN_DATA"
+                    f"{spec.name}: {Path(spec.files[split]).name} not found (looked in {looked}); {advice}"
                 )
             found = download(spec.url(split), download_root(data_dir) / spec.files[split], spec.sha256(split), progress)
         paths[split] = found
@@ -141,12 +148,26 @@ def read_cached(
     if cached.is_file():
         try:
             return _load_npz(cached, name, split)
-        except (OSError, ValueError, KeyError):
-            cached.unlink(missing_ok=True)  # corrupt cache entry: parse again
+        except Exception:  # noqa: BLE001 - a truncated or altered cache entry (BadZipFile, zlib, ...): parse again
+            with contextlib.suppress(OSError):
+                cached.unlink()
     dataset = read_arff(path, convention=convention, not_evaluated=list(not_evaluated) if not_evaluated else None,
                         name=name, split=split)
-    _save_npz(cached, dataset)
+    try:
+        _save_npz(cached, dataset)
+    except OSError as error:  # the cache is an optimisation: a read-only or misplaced cache must not block work
+        _warn_cache_once(cached.parent, error)
     return dataset
+
+
+_CACHE_WARNED: set[str] = set()
+
+
+def _warn_cache_once(folder: Path, error: OSError) -> None:
+    if str(folder) not in _CACHE_WARNED:
+        _CACHE_WARNED.add(str(folder))
+        warnings.warn(f"{folder}: cannot cache parsed datasets there ({error.strerror or error}); going on without "
+                      "the cache (set HMLEARN_CACHE to a writable folder to keep it)", stacklevel=3)
 
 
 def _save_npz(target: Path, dataset: HMCDataset) -> None:

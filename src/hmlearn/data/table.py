@@ -329,6 +329,10 @@ def _numeric_column(series: pd.Series, name: str, path: str | Path) -> np.ndarra
             raise DataFormatError(f"{path}: row {infinite[0] + 1}, column {name!r}: {raw[:40]!r} is beyond float32 "
                                   f"(largest {_FLOAT32_MAX:.3g}); rescale the column, e.g. take its log")
     if len(infinite):
+        raw = _raw_cell(path, name, int(infinite[0]))  # the text as written: '1e400', not the 'inf' it became
+        if raw is not None and raw.lower().lstrip("+-") not in ("inf", "infinity"):
+            raise DataFormatError(f"{path}: row {infinite[0] + 1}, column {name!r}: {raw[:40]!r} is beyond float32 "
+                                  f"(largest {_FLOAT32_MAX:.3g}); rescale the column, e.g. take its log")
         raise DataFormatError(f"{path}: row {infinite[0] + 1}, column {name!r}: {values[infinite[0]]:g}; "
                               "inf is not a missing value, use an empty cell for missing")
     huge = np.flatnonzero(np.abs(np.nan_to_num(values)) > _FLOAT32_MAX)
@@ -336,6 +340,18 @@ def _numeric_column(series: pd.Series, name: str, path: str | Path) -> np.ndarra
         raise DataFormatError(f"{path}: row {huge[0] + 1}, column {name!r}: {values[huge[0]]:g} is beyond "
                               f"float32 (largest {_FLOAT32_MAX:.3g}); rescale the column, e.g. take its log")
     return values
+
+
+def _raw_cell(path: str | Path, column: str, row: int) -> str | None:
+    """One CSV cell as the text written in the file (None for Parquet, or where it cannot be read again)."""
+    if Path(path).suffix.lower() != ".csv":
+        return None
+    try:
+        cells = pd.read_csv(path, usecols=[column], dtype=str, keep_default_na=False, skiprows=range(1, row + 1),
+                            nrows=1)
+        return str(cells.iloc[0, 0]).strip()
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _float_or_nan(value: object) -> float:

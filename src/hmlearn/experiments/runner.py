@@ -20,6 +20,7 @@ import datetime
 import os
 import queue
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,45 @@ def default_workers(threads_per_cell: int = 1) -> int:
     return max(1, len(_usable_cores()) // max(1, threads_per_cell))
 
 
+PARENT_ENV = "HMLEARN_SWEEP_PARENT"
+"""Set by a process-pool sweep to its own PID: the forkserver and the workers end when that process is gone."""
+
+
+def exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    """End this process (a pool worker or the forkserver) as soon as the sweep process ``parent`` is gone,
+    or this process's own parent is (it was re-parented): a killed sweep leaves no workers behind."""
+    import threading
+
+    start_ppid = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != start_ppid:
+                os._exit(1)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name="hmlearn-exit-with-parent", daemon=True).start()
+
+
+def _watch_parent_from_environment() -> None:
+    parent = os.environ.get(PARENT_ENV, "")
+    if parent.isdigit() and int(parent) != os.getpid():
+        exit_with_parent(int(parent))
+
+
+_watch_parent_from_environment()  # in the forkserver, which imports this module first
+
+
 def _init_worker(cores: Any, threads: int) -> None:
-    """Process-pool worker start: take a share of the cores (where the OS allows) and the thread count."""
+    """Process-pool worker start: end with the sweep, take a share of the cores (where the OS allows) and
+    the thread count."""
+    _watch_parent_from_environment()  # threads are not forked: each worker watches for itself
     if cores is not None and hasattr(os, "sched_setaffinity"):
         with contextlib.suppress(OSError, ValueError, queue.Empty):  # pinning is an optimisation: else unpinned
             os.sched_setaffinity(0, cores.get(timeout=10))
@@ -64,6 +102,7 @@ def _process_pool(cells: list[Cell], workers: int, threads: int, **_) -> Iterato
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
+    os.environ[PARENT_ENV] = str(os.getpid())  # inherited by the forkserver (started now) and the workers
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
         # the server imports torch once, before any thread starts; each worker is a fork of it
@@ -104,7 +143,8 @@ def _ray(cells: list[Cell], workers: int | None, threads: int, ray_address: str 
             _check_reachable(ray_address)  # Ray itself retries an unreachable address for a very long time
             options["address"] = ray_address
         else:
-            options.update(num_cpus=workers or len(_usable_cores()), include_dashboard=False)
+            # "local": a new instance of our own, even when a Ray head already runs on this machine
+            options.update(address="local", num_cpus=workers or len(_usable_cores()), include_dashboard=False)
         try:
             ray.init(**options)
         except Exception as error:  # noqa: BLE001 - a cluster that cannot be reached is a user error
@@ -215,6 +255,7 @@ def run_sweep(
     store = ResultStore(runs_dir)
     if not todo:
         return store
+    lock = hold_store(store.path)
     threads = spec.threads_per_cell
     n_workers = workers or default_workers(threads)
     from tqdm.auto import tqdm
@@ -222,19 +263,8 @@ def run_sweep(
     bar = tqdm(total=len(todo), desc=f"sweep {spec.name}", unit="cell", disable=not progress, file=sys.stderr)
     results = _EXECUTORS[executor](todo, workers=workers if executor == "ray" else n_workers, threads=threads,
                                    ray_address=ray_address)
-    failed = 0
     try:
-        for cell, row in results:
-            store.add(row)
-            if row["status"] != "ok":
-                failed += 1
-                if progress:
-                    bar.write(f"failed: {cell.describe()}: {row['error'].splitlines()[0]}", file=sys.stderr)
-            if on_result is not None:
-                on_result(cell, row)
-            bar.update(1)
-            if failed:
-                bar.set_postfix(failed=failed)
+        _store_results(results, store, bar, progress, on_result)
     except KeyboardInterrupt:
         results.close()
         store.close()
@@ -243,4 +273,50 @@ def run_sweep(
     finally:
         results.close()
         bar.close()
+        lock.close()
     return store
+
+
+def _store_results(results: Iterator[tuple[Cell, dict]], store: ResultStore, bar: Any, progress: bool,
+                   on_result: Callable[[Cell, dict], None] | None) -> None:
+    """Write each row as it arrives, in its own transaction; failures are counted on the progress bar."""
+    failed = 0
+    for cell, row in results:
+        store.add(row)
+        if row["status"] != "ok":
+            failed += 1
+            if progress:
+                bar.write(f"failed: {cell.describe()}: {row['error'].splitlines()[0]}", file=sys.stderr)
+        if on_result is not None:
+            on_result(cell, row)
+        bar.update(1)
+        if failed:
+            bar.set_postfix(failed=failed)
+
+
+def hold_store(store_file: Path):
+    """An open lock file held while a sweep writes ``store_file``; close it to release.
+
+    A second sweep on the same store would run every cell the first is running: it is refused
+    with one line naming the process that holds the store. Where the OS has no ``fcntl`` the
+    store is not locked.
+    """
+    lock_path = store_file.with_name(store_file.name + ".lock")
+    handle = open(lock_path, "a+")  # noqa: SIM115 - held for the sweep's lifetime, closed by run_sweep
+    try:
+        import fcntl
+    except ImportError:
+        return handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise HMLError(f"{store_file}: another sweep ({holder}) is running on this results store; wait for it to "
+                       "finish, or give this one another --runs folder") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()}, started {datetime.datetime.now().isoformat(timespec='seconds')}")
+    handle.flush()
+    return handle

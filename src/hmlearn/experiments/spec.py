@@ -41,7 +41,6 @@ option; did you mean omega?``.
 from __future__ import annotations
 
 import itertools
-import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,14 +48,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from hmlearn.data.sources import IMAGE_LOCATION, is_path, published_settings
+from hmlearn.data.store import local_datasets
 from hmlearn.errors import HMLError
 from hmlearn.fileio import read_text
 from hmlearn.training.config import OPTIONS, OptionError, check_option, suggest
 from hmlearn.training.presets import PRESET_NAMES
-from hmlearn.data.sources import IMAGE_LOCATION, is_path, published_settings
-from hmlearn.data.store import local_datasets
 
 FAMILIES = ("FUN", "GO", "others")
+MAX_SEEDS = 10_000
+"""Seeds one sweep may list: more is a typing mistake (``0-99999999``), not an experiment."""
+MAX_SPEC_BYTES = 200_000
 # Set by the spec itself, not per method: the seed comes from `seeds`, threads from `threads_per_cell`.
 RESERVED = {"seed": "set seeds with the top-level 'seeds' key", "threads": "set 'threads_per_cell' instead"}
 
@@ -165,13 +167,6 @@ class ImageData(BaseModel):
                  if (value := getattr(self, key)) is not None}
         return self.model_copy(update=paths)
 
-    def reading(self) -> dict[str, Any]:
-        """read_image_table's keyword arguments."""
-        options = {"images_dir": self.images, "hierarchy": self.hierarchy, "labels_column": self.labels_column,
-                   "level_columns": self.level_columns, "image_column": self.image_column,
-                   "split_column": self.split_column, "separator": self.separator}
-        return {k: v for k, v in options.items() if v is not None}
-
 
 class SweepSpec(BaseModel):
     """A validated sweep spec. Build one with :func:`load_spec` (a YAML file) or :func:`parse_spec` (a dict)."""
@@ -181,7 +176,8 @@ class SweepSpec(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     preset: Literal["paper", "medium", "fast"] = "medium"
     datasets: list[str | ImageData] = Field(min_length=1)
-    seeds: list[typing.Annotated[int, Field(strict=True, ge=0)]] = Field(default=[0], min_length=1)
+    seeds: list[typing.Annotated[int, Field(strict=True, ge=0)]] = Field(default=[0], min_length=1,
+                                                                          max_length=MAX_SEEDS)
     methods: dict[str, Any] = Field(min_length=1)
     threads_per_cell: int = Field(default=1, ge=1, strict=True)
     _source: str = PrivateAttr(default="<spec>")
@@ -272,6 +268,7 @@ def _location(loc: tuple) -> str:
 _MESSAGES = {
     "missing": "required key missing",
     "too_short": "needs at least one entry",
+    "too_long": "has {actual_length} entries, at most {max_length} allowed",
     "dict_type": "expected a mapping, got {input!r}",
     "list_type": "expected a list, got {input!r}",
     "string_type": "expected a string, got {input!r}",
@@ -321,14 +318,44 @@ def parse_spec(data: Any, source: str | Path = "<spec>") -> SweepSpec:
     return spec
 
 
+def _unique_key_loader():
+    """yaml.SafeLoader that refuses a mapping key given twice (YAML would keep the last silently)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if not isinstance(key, (str, int, float, bool)) and key is not None:
+                    raise SpecError(f"{key_node.start_mark.line + 1}: a key must be a plain name, not "
+                                    f"{type(key).__name__} {str(key)[:40]!r}")
+                if key in seen:
+                    raise SpecError(f"{key_node.start_mark.line + 1}: the key {key!r} is given twice (also at "
+                                    f"line {seen[key] + 1}); YAML would keep only the last")
+                seen[key] = key_node.start_mark.line
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
+
+
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a YAML sweep spec; every error names the file and the key path."""
     import yaml
 
     path = Path(path)
+    if path.is_file() and path.stat().st_size > MAX_SPEC_BYTES:
+        raise SpecError(f"{path}: {path.stat().st_size / 1e6:.1f} MB is too large for a sweep spec (at most "
+                        f"{MAX_SPEC_BYTES // 1000} kB); give seeds as a list of at most {MAX_SEEDS} and datasets by name")
     text = read_text(path, "spec file", SpecError)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_unique_key_loader())
+    except SpecError as error:
+        raise SpecError(f"{path}:{error}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deeply to be a sweep spec") from None
+    except ValueError as error:  # e.g. an integer of thousands of digits
+        raise SpecError(f"{path}: not a usable YAML value ({str(error)[:120]})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -404,7 +431,7 @@ def expand(spec: SweepSpec) -> list[Cell]:
 
     folder = Path(spec.source).parent if spec.source != "<spec>" else Path()
     cells = []
-    for entry in resolve_datasets(spec):
+    for position, entry in enumerate(resolve_datasets(spec)):
         if isinstance(entry, ImageData):
             dataset, preset = entry.name, "paper"  # image settings are the paper's image runs', whatever the preset
             location = IMAGE_LOCATION + entry.resolved(folder).model_dump_json(exclude_none=True)
@@ -412,6 +439,8 @@ def expand(spec: SweepSpec) -> list[Cell]:
         else:
             dataset, preset = entry, spec.preset
             location = str(folder / dataset) if is_path(dataset) else dataset  # an absolute path stays as it is
+            if is_path(dataset) and not Path(location).is_file():
+                raise SpecError(f"{spec.source}: datasets[{position}]: {dataset}: no such file ({location})")
             published = published_settings(location)
         for method, overrides in spec.method_variants():
             if isinstance(entry, ImageData) and overrides.get("encoder_weights"):

@@ -39,6 +39,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
 
+from hmlearn.errors import HMLError
+
 FILENAME = "results.sqlite"
 
 #: (name, SQL type) in table order.
@@ -106,10 +108,15 @@ class ResultStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._connection = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA synchronous=FULL")
-        self._connection.execute("PRAGMA busy_timeout=60000")
-        self._connection.execute(_SCHEMA)
+        try:
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=FULL")
+            self._connection.execute("PRAGMA busy_timeout=60000")
+            self._connection.execute(_SCHEMA)
+        except sqlite3.DatabaseError as error:
+            self._connection.close()
+            raise HMLError(f"{path}: cannot be read as a results store ({error}); move it aside to start a new "
+                           "one") from None
 
     def __repr__(self) -> str:
         return f"ResultStore({str(self.path)!r})"

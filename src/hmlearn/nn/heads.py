@@ -56,6 +56,18 @@ class HeadsMLP(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.heads = heads
 
+    @staticmethod
+    def parameter_shapes(n_features: int, n_outputs: int, hidden_dim: int, num_layers: int,
+                         heads: int) -> dict[str, tuple[int, ...]]:
+        """The state dict's tensor shapes for these sizes, computed without building anything (so a
+        checkpoint's claimed sizes can be checked before any memory is allocated)."""
+        sizes = [n_features] + [hidden_dim] * (num_layers - 1) + [n_outputs]
+        shapes: dict[str, tuple[int, ...]] = {}
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            shapes[f"layers.{i}.weight"] = (heads, a, b)
+            shapes[f"layers.{i}.bias"] = (heads, 1, b)
+        return shapes
+
     def forward(self, x: Tensor) -> Tensor:
         h = x.unsqueeze(0).expand(self.heads, -1, -1)
         for layer in self.layers[:-1]:

@@ -229,7 +229,7 @@ LATER_FIELDS = (*IMAGE_FIELDS, "train_fraction", "optimizer", "loss_reduction", 
 keys of cells stored before them (hashes of the config) stay the same."""
 
 
-RARE_NODE_SETTINGS: dict[str, Any] = {"node_weights": "class-wise", "omega": 0.2, "thresholds": "frequency"}
+RARE_NODE_SETTINGS: dict[str, Any] = {"thresholds": "node"}
 """What ``rare_nodes=True`` sets, where the option is left at its default (docs/rare-nodes.md)."""
 
 
