@@ -127,3 +127,10 @@ def test_published_node_counts_for_derisi_fun_and_spo_go():
     assert len(read_arff(SHARED_DATA / DATASETS["derisi_FUN"].files["test"]).hierarchy) == 500
     spo = read_arff(SHARED_DATA / DATASETS["spo_GO"].files["test"], not_evaluated=list(DATASETS["spo_GO"].not_evaluated))
     assert len(spo.hierarchy) == 4120 and spo.hierarchy.evaluated.sum() == 4116
+
+
+def test_an_arff_number_too_large_for_a_float_is_named_as_written_and_inf_stays_allowed(tmp_path):
+    text = "@RELATION t\n@ATTRIBUTE x numeric\n@ATTRIBUTE c hierarchical 01,02\n@DATA\n{},01\n2,02\n"
+    with pytest.raises(DataFormatError, match=r"t.arff:5: column 1 \(x\): '1e400' is beyond float32"):
+        read_arff(write(tmp_path, text.format("1e400"), "t.arff"))
+    assert np.isinf(read_arff(write(tmp_path, text.format("inf"), "u.arff")).X[0, 0])

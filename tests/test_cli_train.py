@@ -84,3 +84,23 @@ def test_rare_node_options_are_recorded_in_the_checkpoint(tmp_path):
     assert (config.heads, config.node_weights, config.omega, config.weight_side) == (2, "binary", 0.5, "positive")
     assert (config.descendant_counts, config.negative_weights) == (True, True)
     assert (config.focal, config.focal_k, config.focal_min) == ("gated", 1.0, 0.1)
+
+
+def test_a_table_model_keeps_its_training_positives_for_the_rare_node_analysis(tmp_path):
+    """evaluate --breakdown / --per-node on one's own table: frequency buckets, recall_rare and the training
+    positives per node come from the checkpoint (the table's training rows are not at hand there)."""
+    data = make_hmc_data(n_samples=200, n_features=4, n_nodes=12, max_depth=2, signal=3.0, seed=4)
+    roots = {data.hierarchy.nodes[i] for i in data.hierarchy.roots}
+    frame = pd.DataFrame(data.X, columns=[f"f{i}" for i in range(4)])
+    frame["labels"] = [";".join(n for n in data.hierarchy.labels_of(y) if n not in roots) or "n1" for y in data.Y]
+    frame.iloc[:150].to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[150:].to_csv(tmp_path / "test.csv", index=False)
+    ckpt = tmp_path / "model.ckpt"
+    result = run("train", tmp_path / "train.csv", "--epochs", 2, "--hidden-dim", 8, "--batch-size", 16,
+                 "--out", ckpt, "--quiet")
+    assert result.exit_code == 0, result.output
+    result = run("evaluate", ckpt, tmp_path / "test.csv", "--breakdown", "--per-node", tmp_path / "nodes.csv")
+    assert result.exit_code == 0, result.output
+    assert "recall_rare" in result.output and "by training positives" in result.output
+    table = pd.read_csv(tmp_path / "nodes.csv")
+    assert "train_positives" in table.columns and table["train_positives"].sum() > 0

@@ -135,6 +135,9 @@ def test_dataset_paths_are_read_from_the_spec_folder(tmp_path):
     (tmp_path / "sub").mkdir()
     path = tmp_path / "sub" / "x.yaml"
     path.write_text("name: x\ndatasets: [data/toy.train.arff]\nmethods: {plain: {}}\n")
+    (tmp_path / "sub" / "data").mkdir()
+    (tmp_path / "sub" / "data" / "toy.train.arff").write_text(
+        "@RELATION t\n@ATTRIBUTE x numeric\n@ATTRIBUTE c hierarchical 01,02\n@DATA\n1,01\n")
     cell = expand(load_spec(path))[0]
     assert cell.dataset == "data/toy.train.arff"  # as written: the key does not depend on where the project is
     assert cell.location == str(tmp_path / "sub" / "data" / "toy.train.arff")
@@ -150,3 +153,19 @@ def test_split_files(tmp_path):
         "train": tmp_path / "E_trainvalid.arff", "test": tmp_path / "E_test.arff"}
     with pytest.raises(Exception, match="'train' in its name"):
         split_files(tmp_path / "data.arff")
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("name: x\ndatasets: [derisi_FUN]\nmethods:\n  w: {omega: 0.2}\n  w: {omega: 0.3}\n")
+    with pytest.raises(SpecError, match=r"twice.yaml:5: the key 'w' is given twice \(also at line 4\)"):
+        load_spec(path)
+
+
+def test_too_many_seeds_or_too_large_a_file_is_refused_before_work(tmp_path):
+    with pytest.raises(SpecError, match="seeds: has 10001 entries, at most 10000 allowed"):
+        parse_spec({"name": "x", "datasets": ["derisi_FUN"], "seeds": list(range(10_001)), "methods": {"m": {}}})
+    big = tmp_path / "big.yaml"
+    big.write_text("name: x\nseeds: [" + ", ".join(map(str, range(60_000))) + "]\n")
+    with pytest.raises(SpecError, match="too large for a sweep spec"):
+        load_spec(big)

@@ -107,7 +107,8 @@ def test_no_network_gives_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_offline_mode_names_the_places_looked(tmp_path):
-    with pytest.raises(DatasetNotFoundError, match=r"ImCLEF07D_Train.arff not found \(looked in .*\); run `hmlearn datasets fetch"):
+    with pytest.raises(DatasetNotFoundError, match=r"ImCLEF07D_Train.arff not found \(looked in .*\); unset "
+                       "HMLEARN_OFFLINE"):
         store.fetch("imclef07d_others", data_dir=tmp_path)
 
 
@@ -161,3 +162,60 @@ def test_trainvalid_is_train_plus_valid_and_splits_share_one_hierarchy():
 def test_others_use_their_train_file_as_trainvalid():
     trainvalid = store.load_dataset("enron_others", "trainvalid")
     assert trainvalid.n_features == 1001 and int(trainvalid.hierarchy.evaluated.sum()) == 56
+
+
+@pytest.mark.parametrize("kind", ["file", "read-only"])
+def test_an_unusable_cache_warns_once_and_the_dataset_still_loads(tmp_path, monkeypatch, kind):
+    import os
+    import warnings
+
+    arff = tmp_path / "toy.arff"
+    arff.write_bytes(TOY)
+    cache = tmp_path / "cache"
+    if kind == "file":
+        cache.write_text("not a folder")
+    else:
+        cache.mkdir()
+        cache.chmod(0o500)
+        if os.access(cache, os.W_OK):  # root ignores permissions: make it unusable another way
+            cache.chmod(0o700)
+            (cache / "parsed").write_text("a file where the folder should be")
+    monkeypatch.setenv("HMLEARN_CACHE", str(cache))
+    store._CACHE_WARNED.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first, second = store.load_dataset(arff), store.load_dataset(arff)
+    assert len(first) == len(second) == 2
+    messages = [str(w.message) for w in caught if "cannot cache parsed datasets" in str(w.message)]
+    assert len(messages) == 1 and "going on without the cache" in messages[0]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_truncated_or_flipped_cache_entry_is_parsed_again(tmp_path, monkeypatch, damage):
+    arff = tmp_path / "toy.arff"
+    arff.write_bytes(TOY)
+    monkeypatch.setenv("HMLEARN_CACHE", str(tmp_path / "cache"))
+    expected = store.load_dataset(arff)
+    (entry,) = (tmp_path / "cache" / "parsed").glob("*.npz")
+    data = bytearray(entry.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        for i in range(40, len(data), 97):
+            data[i] ^= 0xFF
+    entry.write_bytes(bytes(data))
+    again = store.load_dataset(arff)  # no zipfile.BadZipFile, now or on later runs
+    np.testing.assert_array_equal(again.X, expected.X)
+    assert store.load_dataset(arff).hierarchy == expected.hierarchy
+
+
+def test_hmlearn_data_pointing_at_a_file_is_an_error(tmp_path, monkeypatch):
+    (tmp_path / "data.txt").write_text("x")
+    monkeypatch.setenv("HMLEARN_DATA", str(tmp_path / "data.txt"))
+    with pytest.raises(DatasetNotFoundError, match="HMLEARN_DATA=.*data.txt is a file; point it at the folder"):
+        store.locate(DATASETS["derisi_FUN"], "train")
+
+
+def test_offline_mode_says_so_when_a_dataset_is_missing(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="unset HMLEARN_OFFLINE to download it"):
+        store.fetch("imclef07d_others", data_dir=tmp_path)

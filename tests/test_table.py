@@ -115,3 +115,9 @@ def test_train_evaluate_predict_on_own_tables(tmp_path):
     result = CliRunner().invoke(main, ["predict", str(ckpt), str(tmp_path / "new.csv"), "--out", str(tmp_path / "p.csv")])
     assert result.exit_code == 0, result.output
     assert pd.read_csv(tmp_path / "p.csv")["sample"].tolist() == [20, 21, 22, 23]
+
+
+def test_a_number_too_large_for_a_float_is_named_as_written(tmp_path):
+    path = write(tmp_path, "x0,labels\n1e400,01\n2,02\n")
+    with pytest.raises(DataFormatError, match=r"row 1, column 'x0': '1e400' is beyond float32"):
+        read_table(path)

@@ -258,6 +258,7 @@ RUN_OPTIONS = [
     click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
                  help="Checkpoint path [runs/NAME-seedN.ckpt]."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
+    click.option("--force", is_flag=True, help="Replace OUT if it exists [refuse]."),
     click.option("--resume", is_flag=True,
                  help="Continue the unfinished run saved in OUT.state (after a crash, a kill or Ctrl-C): same data "
                       "and options, though --epochs, --patience, --lr, --threads and --device may change. Starts "
@@ -289,7 +290,7 @@ def _run_options(command):
 @_run_options
 def train(dataset: str, preset: str, valid: str | None, test: str | None, labels_column: str | None,
           hierarchy_file: str | None, id_column: str | None, strict: bool, data_dir: str | None, out: str | None,
-          quiet: bool, resume: bool, save_every: int, **overrides) -> None:
+          quiet: bool, force: bool, resume: bool, save_every: int, **overrides) -> None:
     """Train C-HMCNN on DATASET (a standard dataset's name, an ARFF file or a CSV / Parquet table).
 
     A standard dataset trains on train + valid with its published hyper-parameters and is
@@ -308,10 +309,11 @@ def train(dataset: str, preset: str, valid: str | None, test: str | None, labels
         source = open_dataset(dataset, valid, test, data_dir, table)
     config = preset_config(source.published, preset, source.n_outputs, **overrides)
     path = Path(out or f"runs/{source.name}-seed{config.seed}.ckpt")
-    _train_and_report(source, config, path, quiet, resume, save_every)
+    _train_and_report(source, config, path, quiet, resume, save_every, force)
 
 
-def _train_and_report(source, config, path: Path, quiet: bool, resume: bool, save_every: int) -> None:
+def _train_and_report(source, config, path: Path, quiet: bool, resume: bool, save_every: int,
+                      force: bool = False) -> None:
     """workflows.train_and_save with the command's lines: progress, where the checkpoint is, test metrics,
     and on Ctrl-C or a diverged loss the command that continues the run."""
     from hmlearn.errors import TrainingDiverged, TrainingInterrupted
@@ -319,7 +321,8 @@ def _train_and_report(source, config, path: Path, quiet: bool, resume: bool, sav
 
     state = Path(f"{path}.state")
     try:
-        result = train_and_save(source, config, path, resume, save_every, progress=not quiet, log=click.echo)
+        result = train_and_save(source, config, path, resume, save_every, progress=not quiet, log=click.echo,
+                                force=force)
     except TrainingDiverged as error:
         if not error.saved_epoch:
             raise
@@ -461,7 +464,7 @@ def _image_table_options(images: str | None, hierarchy_file: str | None, labels_
 def train_images(table: str, images: str | None, hierarchy_file: str | None, labels_column: str | None,
                  level_columns: str | None, image_column: str | None, split_column: str | None,
                  separator: str | None, strict: bool, test_fraction: float, valid_fraction: float, split_seed: int,
-                 out: str | None, quiet: bool, resume: bool, save_every: int, **overrides) -> None:
+                 out: str | None, quiet: bool, force: bool, resume: bool, save_every: int, **overrides) -> None:
     """Train the heads on images listed in TABLE (CSV / Parquet: one row per image, its labels).
 
     Labels are hierarchy paths (several per image joined by ';'), one column per level, or
@@ -481,7 +484,7 @@ def train_images(table: str, images: str | None, hierarchy_file: str | None, lab
         source = open_images(table, reading, test_fraction, valid_fraction, split_seed, config.image_size,
                              progress=not quiet)
     path = Path(out or f"runs/{source.name}-{config.encoder}-seed{config.seed}.ckpt")
-    _train_and_report(source, config, path, quiet, resume, save_every)
+    _train_and_report(source, config, path, quiet, resume, save_every, force)
 
 
 @main.command("make-images")

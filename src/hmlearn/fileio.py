@@ -32,8 +32,13 @@ def read_text(path: str | Path, what: str, error: type[Exception]) -> str:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on success rename it over ``path``, else delete it."""
+def atomic_write(path: str | Path, mode: str = "wb", overwrite: bool = True) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success rename it over ``path``, else delete it.
+
+    ``overwrite=False``: the file is given its name only if ``path`` does not exist at that moment
+    (a hard link, atomic), so of two writers racing for one name exactly one succeeds; the other
+    gets FileExistsError and leaves nothing behind.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _unnamed_file(path.parent)
@@ -46,12 +51,17 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
             os.fsync(handle.fileno())
             if tmp is None:  # complete: give it a name only now, then rename that over the target
                 tmp = _link_unnamed(handle.fileno(), path)
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # FileExistsError if another writer got there first
+            os.unlink(tmp)
+            tmp = None
     except BaseException as error:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-        if isinstance(error, OSError) and not error.filename:  # a full disk during write: name the file
+        if isinstance(error, OSError) and not isinstance(error, FileExistsError) and not error.filename:
             raise OSError(error.errno, error.strerror or str(error), str(path)) from None
         raise
 

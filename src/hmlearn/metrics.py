@@ -272,7 +272,13 @@ def node_macro_prf(
 
 
 def _train_positives(train_Y: np.ndarray, hierarchy: Hierarchy) -> np.ndarray:
-    """Positives per evaluated node in the training labels."""
+    """Positives per evaluated node in the training labels ``train_Y`` (S, N), or ``train_Y`` itself when
+    it is already the (N,) positives per node (what a checkpoint keeps of its training labels)."""
+    if np.ndim(train_Y) == 1:
+        counts = np.asarray(train_Y)
+        if counts.shape != (len(hierarchy),) or (counts < 0).any():
+            raise ValueError(f"train_Y as counts must be ({len(hierarchy)},) non-negative, got {counts.shape}")
+        return counts[hierarchy.evaluated].astype(np.int64)
     train_Y = _check_labels(train_Y, hierarchy, name="train_Y")
     return np.count_nonzero(train_Y[:, hierarchy.evaluated], axis=0)
 

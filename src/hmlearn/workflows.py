@@ -39,12 +39,14 @@ class Trained:
 
 
 def train_and_save(source: Source, config: Any, path: str | Path, resume: bool = False, save_every: int = 1,
-                   progress: bool = True, log: Callable[[str], None] = lambda line: None) -> Trained:
+                   progress: bool = True, log: Callable[[str], None] = lambda line: None,
+                   force: bool = False) -> Trained:
     """fit on ``source.train`` (validated on ``source.valid``) -> checkpoint at ``path`` -> test metrics.
 
     The resumable training state lives at ``path.state`` (unless ``save_every`` is 0) and is
     deleted once the checkpoint is written. With ``resume`` a complete checkpoint of this run is
-    not trained again; without it an unfinished state is refused rather than overwritten.
+    not trained again; without it an unfinished state is refused rather than overwritten, and so is an
+    existing checkpoint unless ``force``.
     TrainingDiverged and TrainingInterrupted pass through with the saved epoch in them.
     """
     from hmlearn.training.checkpoint import save_checkpoint
@@ -63,6 +65,8 @@ def train_and_save(source: Source, config: Any, path: str | Path, resume: bool =
         return Trained(path, already_complete_epochs=epochs)
     if state is not None and state.exists() and not resume:
         raise HMLError(f"{state} holds an unfinished run; continue it with --resume, or delete it to start afresh")
+    if path.exists() and not resume and not force:
+        raise HMLError(f"{path} already exists; --force replaces it, --out writes another file")
     log(f"training on {source.description}\n{config}")
     if resume and state is not None and state.exists():
         log(f"resuming from {state}")
@@ -70,7 +74,7 @@ def train_and_save(source: Source, config: Any, path: str | Path, resume: bool =
     model = fit(X, Y, source.hierarchy, config, X_valid, Y_valid, progress=progress, state_path=state, resume=resume,
                 save_every=max(save_every, 1))
     seconds = time.perf_counter() - started
-    save_checkpoint(model, path, {**source.metadata, "seconds": seconds, "data_sha256": fingerprint})
+    save_checkpoint(model, path, {**source.metadata, "seconds": seconds, "data_sha256": fingerprint}, overwrite=force)
     if state is not None:
         state.unlink(missing_ok=True)
     metrics = None
@@ -131,6 +135,8 @@ def evaluate_checkpoint(checkpoint: str | Path, reference: str, split: str = "te
 
     model, metadata = load_checkpoint(checkpoint)
     data, X, train_Y = evaluation_split(reference, model, metadata, split, data_dir, images, labels_column, id_column)
+    if train_Y is None:  # a user's table or ARFF: the training positives the checkpoint kept
+        train_Y = model.train_positives
     proba = model.predict_proba(X, mc_samples, standardized=True)
     threshold = model.decision_thresholds if threshold is None else threshold
     metrics = evaluate(data.Y, proba, model.hierarchy, train_Y=train_Y, threshold=threshold)

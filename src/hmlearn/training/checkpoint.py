@@ -46,11 +46,16 @@ class CheckpointError(HMLError):
     """A checkpoint that is not one, is from a newer hmlearn, or is truncated or altered."""
 
 
-def save_checkpoint(model: HMCModel, path: str | Path, metadata: dict | None = None) -> Path:
-    """Write ``model`` to ``path`` atomically; returns the path."""
+def save_checkpoint(model: HMCModel, path: str | Path, metadata: dict | None = None, overwrite: bool = True) -> Path:
+    """Write ``model`` to ``path`` atomically; returns the path. ``overwrite=False``: CheckpointError if
+    ``path`` exists when the file is complete (two runs racing for one name: one of them succeeds)."""
     payload = _model_payload(model)
     payload["metadata"] = json.dumps(metadata or {})
-    return _write(path, payload, MODEL)
+    try:
+        return _write(path, payload, MODEL, overwrite)
+    except FileExistsError:
+        raise CheckpointError(f"{path} was written by another run meanwhile; it is kept, this model is not saved "
+                              "(choose another --out)") from None
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[HMCModel, dict]:
@@ -119,6 +124,8 @@ def _model_payload(model: HMCModel, copy: bool = False) -> dict:
         payload["encoder"] = _on_cpu(model.encoder.state_dict(), copy)
     if model.thresholds is not None:
         payload["thresholds"] = torch.tensor(model.thresholds, dtype=torch.float64)
+    if model.train_positives is not None:
+        payload["train_positives"] = torch.tensor(model.train_positives, dtype=torch.int64)
     return payload
 
 
@@ -134,14 +141,14 @@ def _on_cpu(value, copy: bool):
     return value
 
 
-def _write(path: str | Path, payload: dict, kind: str) -> Path:
+def _write(path: str | Path, payload: dict, kind: str, overwrite: bool = True) -> Path:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
     header = {"format": FORMAT_VERSION, "kind": kind, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
               "hmlearn": _version()}
     path = Path(path)
-    with atomic_write(path) as handle:
+    with atomic_write(path, overwrite=overwrite) as handle:
         handle.write(MAGIC)
         handle.write(json.dumps(header).encode() + b"\n")
         handle.write(data)
@@ -289,9 +296,10 @@ def _model_from_payload(path: Path | str, payload: dict, device: str) -> HMCMode
     if config.encoder is not None and not isinstance(payload.get("encoder"), dict):
         raise CheckpointError(f"{path}: checkpoint config names the encoder {config.encoder!r} but holds no encoder "
                               "weights; the file is damaged")
-    thresholds = payload.get("thresholds")
-    if thresholds is not None and (not isinstance(thresholds, torch.Tensor) or tuple(thresholds.shape) != (len(hierarchy),)):
-        raise CheckpointError(f"{path}: checkpoint field 'thresholds' is not one value per node")
+    thresholds, positives = payload.get("thresholds"), payload.get("train_positives")
+    for name, value in (("thresholds", thresholds), ("train_positives", positives)):
+        if value is not None and (not isinstance(value, torch.Tensor) or tuple(value.shape) != (len(hierarchy),)):
+            raise CheckpointError(f"{path}: checkpoint field {name!r} is not one value per node")
     network = HeadsMLP(n_features, len(hierarchy), config.hidden_dim, config.num_layers, config.dropout,
                        config.activation, config.heads)
     network.load_state_dict(state)
@@ -304,4 +312,6 @@ def _model_from_payload(path: Path | str, payload: dict, device: str) -> HMCMode
     model.history = history
     if thresholds is not None:
         model.thresholds = thresholds.numpy()
+    if positives is not None:
+        model.train_positives = positives.numpy()
     return model

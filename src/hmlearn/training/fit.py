@@ -193,6 +193,7 @@ def _setup(X, Y, hierarchy: Hierarchy, config: TrainConfig, X_valid, Y_valid, sa
         config.activation, config.heads,
     ).to(device)
     model = HMCModel(network, hierarchy, standardizer, config, encoder)
+    model.train_positives = np.asarray(Y, dtype=bool).sum(axis=0).astype(np.int64)
     trained = FineTuned(encoder, standardizer, network).to(device) if config.fine_tune else network
     optimizer = adam(param_groups(model, config), config)
     valid = (valid_features, Y_valid) if X_valid is not None and Y_valid is not None else None

@@ -36,6 +36,8 @@ class HMCModel:
         self.constraint = MaxConstraint(hierarchy, config.mcm_method).to(next(network.parameters()).device)
         self.history: list[dict] = []
         self.thresholds: np.ndarray | None = None  # (N,) tuned decision thresholds (training/thresholds.py), or 0.5
+        self.train_positives: np.ndarray | None = None  # (N,) positives per node in the training rows: the
+        # frequency buckets and recall_rare of evaluate, for any data the model was trained on
 
     @property
     def device(self) -> torch.device:
