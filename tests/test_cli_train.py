@@ -64,9 +64,14 @@ def test_predict_with_wrong_feature_count_is_one_line(tmp_path):
 
 @requires_shared
 def test_train_registry_dataset_uses_published_hyperparameters(tmp_path):
-    result = run("train", "derisi_FUN", "--epochs", 1, "--hidden-dim", 32, "--out", tmp_path / "d.ckpt", "--quiet")
+    from hmlearn.training.checkpoint import load_checkpoint
+
+    result = run("train", "derisi_FUN", "--preset", "fast", "--epochs", 1, "--hidden-dim", 32,
+                 "--out", tmp_path / "d.ckpt", "--quiet")
     assert result.exit_code == 0, result.output
-    assert "batch_size=4" in result.output and "lr=0.0001" in result.output and "dropout=0.7" in result.output
+    assert "batch_size=128" in result.output and "lr=0.001" in result.output  # the fast preset of the published
+    config = load_checkpoint(tmp_path / "d.ckpt")[0].config
+    assert (config.batch_size, config.lr, config.dropout, config.hidden_dim, config.epochs) == (128, 1e-3, 0.7, 32, 1)
     assert "trainvalid" in result.output and "1275 samples" in result.output
 
 
@@ -104,3 +109,35 @@ def test_a_table_model_keeps_its_training_positives_for_the_rare_node_analysis(t
     assert "recall_rare" in result.output and "by training positives" in result.output
     table = pd.read_csv(tmp_path / "nodes.csv")
     assert "train_positives" in table.columns and table["train_positives"].sum() > 0
+
+
+def test_a_training_log_written_to_a_file_has_one_line_per_epoch_and_a_summary(tmp_path):
+    import subprocess
+    import sys
+
+    frame = pd.DataFrame({"x1": [1, 2, 3, 0.5, 1.5, 2.5], "x2": [2, 3, 1, 2, 1, 2],
+                          "labels": ["01/01", "02", "01", "02/01", "01/01", "02"]})
+    frame.to_csv(tmp_path / "my.csv", index=False)
+    with open(tmp_path / "log.txt", "w") as log:
+        done = subprocess.run([sys.executable, "-m", "hmlearn.cli", "train", str(tmp_path / "my.csv"), "--epochs", "3",
+                               "--hidden-dim", "8", "--out", str(tmp_path / "m.ckpt")], stdout=log, stderr=log)
+    assert done.returncode == 0
+    text = (tmp_path / "log.txt").read_text()
+    assert "\r" not in text and "TrainConfig(" not in text
+    lines = text.splitlines()
+    assert [line.split(":")[0] for line in lines if line.startswith("epoch ")] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert "settings (other than the defaults): hidden_dim=8, epochs=3" in text
+    assert lines[-1].startswith("trained in ") and "(3 epochs, final loss " in lines[-1]
+
+
+def test_train_refuses_to_overwrite_a_checkpoint_without_force(tmp_path):
+    train, _ = train_test_split(make_hmc_data(n_samples=80, n_features=4, n_nodes=10, seed=1), 0.25)
+    write_arff(train, tmp_path / "train.arff")
+    ckpt = tmp_path / "model.ckpt"
+    args = ["train", tmp_path / "train.arff", "--epochs", 1, "--hidden-dim", 8, "--out", ckpt, "--quiet"]
+    assert run(*args).exit_code == 0
+    before = ckpt.read_bytes()
+    again = run(*args)
+    assert again.exit_code == 2 and f"{ckpt} already exists; --force replaces it" in again.output
+    assert ckpt.read_bytes() == before
+    assert run(*args, "--force", "--seed", 1).exit_code == 0 and ckpt.read_bytes() != before

@@ -259,6 +259,8 @@ RUN_OPTIONS = [
                  help="Checkpoint path [runs/NAME-seedN.ckpt]."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
     click.option("--force", is_flag=True, help="Replace OUT if it exists [refuse]."),
+    click.option("--log-every", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="Without a terminal (a log file, a pipe): one line every N epochs instead of a progress bar."),
     click.option("--resume", is_flag=True,
                  help="Continue the unfinished run saved in OUT.state (after a crash, a kill or Ctrl-C): same data "
                       "and options, though --epochs, --patience, --lr, --threads and --device may change. Starts "
@@ -290,7 +292,7 @@ def _run_options(command):
 @_run_options
 def train(dataset: str, preset: str, valid: str | None, test: str | None, labels_column: str | None,
           hierarchy_file: str | None, id_column: str | None, strict: bool, data_dir: str | None, out: str | None,
-          quiet: bool, force: bool, resume: bool, save_every: int, **overrides) -> None:
+          quiet: bool, force: bool, log_every: int, resume: bool, save_every: int, **overrides) -> None:
     """Train C-HMCNN on DATASET (a standard dataset's name, an ARFF file or a CSV / Parquet table).
 
     A standard dataset trains on train + valid with its published hyper-parameters and is
@@ -309,11 +311,11 @@ def train(dataset: str, preset: str, valid: str | None, test: str | None, labels
         source = open_dataset(dataset, valid, test, data_dir, table)
     config = preset_config(source.published, preset, source.n_outputs, **overrides)
     path = Path(out or f"runs/{source.name}-seed{config.seed}.ckpt")
-    _train_and_report(source, config, path, quiet, resume, save_every, force)
+    _train_and_report(source, config, path, quiet, resume, save_every, force, log_every)
 
 
 def _train_and_report(source, config, path: Path, quiet: bool, resume: bool, save_every: int,
-                      force: bool = False) -> None:
+                      force: bool = False, log_every: int = 1) -> None:
     """workflows.train_and_save with the command's lines: progress, where the checkpoint is, test metrics,
     and on Ctrl-C or a diverged loss the command that continues the run."""
     from hmlearn.errors import TrainingDiverged, TrainingInterrupted
@@ -322,7 +324,7 @@ def _train_and_report(source, config, path: Path, quiet: bool, resume: bool, sav
     state = Path(f"{path}.state")
     try:
         result = train_and_save(source, config, path, resume, save_every, progress=not quiet, log=click.echo,
-                                force=force)
+                                force=force, log_every=log_every)
     except TrainingDiverged as error:
         if not error.saved_epoch:
             raise
@@ -336,7 +338,11 @@ def _train_and_report(source, config, path: Path, quiet: bool, resume: bool, sav
     if result.model is None:
         click.echo(f"{path} is already complete ({result.already_complete_epochs} epochs); nothing to do")
         return
-    click.echo(f"trained in {result.seconds:.1f} s; checkpoint: {path}")
+    history = result.model.history
+    last = f", final loss {history[-1]['loss']:.4f}" if history else ""
+    valid = [r["valid_au_prc"] for r in history if "valid_au_prc" in r]
+    best = f", best valid AU(PRC) {max(valid):.4f}" if valid else ""
+    click.echo(f"trained in {result.seconds:.1f} s ({len(history)} epochs{last}{best}); checkpoint: {path}")
     if result.test_metrics is not None:
         unit = "images" if source.metadata.get("image_table") else "samples"
         _print_metrics(result.test_metrics, f"test metrics ({len(source.test)} {unit}):")
@@ -362,9 +368,10 @@ def _train_and_report(source, config, path: Path, quiet: bool, resume: bool, sav
               help="Decision threshold for every node [the model's tuned thresholds, else 0.5].")
 @click.option("--labels-column", default="labels", show_default=True, help="Table: the column of label paths.")
 @click.option("--id-column", default=None, help="Table: the sample id column [id, sample, gene, ... or a text first column].")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | None, images: str | None,
                      per_node: str | None, measure: str, mc_samples: int, breakdown: bool, threshold: float,
-                     labels_column: str, id_column: str | None) -> None:
+                     labels_column: str, id_column: str | None, quiet: bool) -> None:
     """Metrics of CHECKPOINT on DATASET (a standard dataset's name, an ARFF file or a CSV / Parquet table;
     for a model trained with train-images, an image table read as in training)."""
     from hmlearn.fileio import atomic_write
@@ -372,7 +379,7 @@ def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | 
 
     with _warnings_as_lines():
         result = evaluate_checkpoint(checkpoint, dataset, split, data_dir, images, labels_column, id_column,
-                                     mc_samples, threshold)
+                                     mc_samples, threshold, progress=not quiet)
     _print_metrics(result.metrics, f"{dataset} [{split}], {len(result.data)} samples:")
     if breakdown:
         _print_breakdown(result, result.threshold)
@@ -405,7 +412,8 @@ def _print_breakdown(result, threshold) -> None:
               help="Decision threshold for every node [the model's tuned thresholds, else 0.5].")
 @click.option("--images", type=click.Path(file_okay=False), default=None,
               help="Image models, INPUT a table: the folder its image cells are relative to [the table's folder].")
-def predict(checkpoint: str, input_path: str, out: str, threshold: float, images: str | None) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def predict(checkpoint: str, input_path: str, out: str, threshold: float, images: str | None, quiet: bool) -> None:
     """Predict label paths for INPUT into OUT.
 
     INPUT: ARFF, or CSV / Parquet of feature columns; for a model trained with train-images, a
@@ -420,7 +428,7 @@ def predict(checkpoint: str, input_path: str, out: str, threshold: float, images
 
         reading = metadata.get("image_table", {})
         paths, ids = list_images(input_path, images, reading.get("image_column"))
-        X = load_pixels(paths, model.config.image_size)
+        X = load_pixels(paths, model.config.image_size, progress=not quiet and sys.stderr.isatty())
     else:
         if Path(input_path).is_dir():
             raise HMLError(f"{input_path}: is a folder; this model reads features from an ARFF, CSV or Parquet file")
@@ -464,7 +472,8 @@ def _image_table_options(images: str | None, hierarchy_file: str | None, labels_
 def train_images(table: str, images: str | None, hierarchy_file: str | None, labels_column: str | None,
                  level_columns: str | None, image_column: str | None, split_column: str | None,
                  separator: str | None, strict: bool, test_fraction: float, valid_fraction: float, split_seed: int,
-                 out: str | None, quiet: bool, force: bool, resume: bool, save_every: int, **overrides) -> None:
+                 out: str | None, quiet: bool, force: bool, log_every: int, resume: bool, save_every: int,
+                 **overrides) -> None:
     """Train the heads on images listed in TABLE (CSV / Parquet: one row per image, its labels).
 
     Labels are hierarchy paths (several per image joined by ';'), one column per level, or
@@ -484,7 +493,7 @@ def train_images(table: str, images: str | None, hierarchy_file: str | None, lab
         source = open_images(table, reading, test_fraction, valid_fraction, split_seed, config.image_size,
                              progress=not quiet)
     path = Path(out or f"runs/{source.name}-{config.encoder}-seed{config.seed}.ckpt")
-    _train_and_report(source, config, path, quiet, resume, save_every, force)
+    _train_and_report(source, config, path, quiet, resume, save_every, force, log_every)
 
 
 @main.command("make-images")
@@ -689,11 +698,12 @@ def report(runs: str, fmt: str, out: str | None, baseline: str, metrics: tuple[s
 @click.option("--runs", "runs_dir", type=click.Path(file_okay=False), default="runs/demo", show_default=True,
               help="Runs directory: results store and report.html.")
 @click.option("--executor", type=click.Choice(["sequential", "process"]), default="process", show_default=True)
-def demo(dataset: str, seeds: int, preset: str, runs_dir: str, executor: str) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def demo(dataset: str, seeds: int, preset: str, runs_dir: str, executor: str, quiet: bool) -> None:
     """Plain C-HMCNN vs the rare-node objective: a small sweep, a table and an HTML report."""
     from hmlearn.demo import run_demo
 
-    click.echo(run_demo(dataset, seeds, preset, runs_dir, executor))
+    click.echo(run_demo(dataset, seeds, preset, runs_dir, executor, progress=not quiet))
 
 
 if __name__ == "__main__":

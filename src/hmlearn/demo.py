@@ -80,7 +80,7 @@ def summary_table(frame) -> str:
 
 
 def run_demo(dataset: str = "derisi_FUN", seeds: int = 3, preset: str = "fast",
-             runs_dir: str | Path = "runs/demo", executor: str = "process") -> str:
+             runs_dir: str | Path = "runs/demo", executor: str = "process", progress: bool = True) -> str:
     """Run (or resume) the demo sweep, write ``runs_dir/report.html``, return the printed table."""
     from hmlearn.experiments.report import write_report
     from hmlearn.experiments.runner import run_sweep
@@ -89,7 +89,7 @@ def run_demo(dataset: str = "derisi_FUN", seeds: int = 3, preset: str = "fast",
     runs_dir = Path(runs_dir)
     entry, label = _dataset_entry(dataset, runs_dir)
     spec = parse_spec({**demo_spec(dataset, seeds, preset), "datasets": [entry]}, "hmlearn demo")
-    store = run_sweep(spec, runs_dir, executor=executor)
+    store = run_sweep(spec, runs_dir, executor=executor, progress=progress)
     try:
         frame = store.frame(status=None, per_node=False)
     finally:

@@ -40,7 +40,7 @@ class Trained:
 
 def train_and_save(source: Source, config: Any, path: str | Path, resume: bool = False, save_every: int = 1,
                    progress: bool = True, log: Callable[[str], None] = lambda line: None,
-                   force: bool = False) -> Trained:
+                   force: bool = False, log_every: int = 1) -> Trained:
     """fit on ``source.train`` (validated on ``source.valid``) -> checkpoint at ``path`` -> test metrics.
 
     The resumable training state lives at ``path.state`` (unless ``save_every`` is 0) and is
@@ -67,12 +67,14 @@ def train_and_save(source: Source, config: Any, path: str | Path, resume: bool =
         raise HMLError(f"{state} holds an unfinished run; continue it with --resume, or delete it to start afresh")
     if path.exists() and not resume and not force:
         raise HMLError(f"{path} already exists; --force replaces it, --out writes another file")
-    log(f"training on {source.description}\n{config}")
+    from hmlearn.training.config import config_summary
+
+    log(f"training on {source.description}\nsettings (other than the defaults): {config_summary(config)}")
     if resume and state is not None and state.exists():
         log(f"resuming from {state}")
     started = time.perf_counter()
     model = fit(X, Y, source.hierarchy, config, X_valid, Y_valid, progress=progress, state_path=state, resume=resume,
-                save_every=max(save_every, 1))
+                save_every=max(save_every, 1), log_every=log_every)
     seconds = time.perf_counter() - started
     save_checkpoint(model, path, {**source.metadata, "seconds": seconds, "data_sha256": fingerprint}, overwrite=force)
     if state is not None:
@@ -127,14 +129,15 @@ class Evaluation:
 
 def evaluate_checkpoint(checkpoint: str | Path, reference: str, split: str = "test", data_dir: str | None = None,
                         images: str | None = None, labels_column: str = "labels", id_column: str | None = None,
-                        mc_samples: int = 0, threshold: float | None = None) -> Evaluation:
+                        mc_samples: int = 0, threshold: float | None = None, progress: bool = True) -> Evaluation:
     """Load ``checkpoint`` and score it on ``split`` of ``reference`` (read as training read it), at
     ``threshold`` (default: the model's decision thresholds, tuned or 0.5)."""
     from hmlearn.metrics import evaluate
     from hmlearn.training.checkpoint import load_checkpoint
 
     model, metadata = load_checkpoint(checkpoint)
-    data, X, train_Y = evaluation_split(reference, model, metadata, split, data_dir, images, labels_column, id_column)
+    data, X, train_Y = evaluation_split(reference, model, metadata, split, data_dir, images, labels_column, id_column,
+                                       progress)
     if train_Y is None:  # a user's table or ARFF: the training positives the checkpoint kept
         train_Y = model.train_positives
     proba = model.predict_proba(X, mc_samples, standardized=True)

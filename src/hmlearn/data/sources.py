@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,7 +267,7 @@ def published_settings(dataset: str) -> tuple[dict, int]:
 # ---------------------------------------------------------------------------------- evaluation
 def evaluation_split(reference: str, model: Any, metadata: dict, split: str = "test", data_dir: str | None = None,
                      images: str | None = None, labels_column: str = "labels",
-                     id_column: str | None = None) -> tuple[Any, np.ndarray, np.ndarray | None]:
+                     id_column: str | None = None, progress: bool = True) -> tuple[Any, np.ndarray, np.ndarray | None]:
     """(labelled split, features standardised for ``model``, training labels or None) of ``reference``.
 
     An image model reads its table as in training (options kept in ``metadata``); a table is read
@@ -276,7 +277,7 @@ def evaluation_split(reference: str, model: Any, metadata: dict, split: str = "t
     from hmlearn.data.table import read_table
 
     if model.encoder is not None:
-        data, pixels, train_Y = _image_split(model, metadata, reference, images, split)
+        data, pixels, train_Y = _image_split(model, metadata, reference, images, split, progress)
         return data, model.features(pixels), train_Y
     if is_table(reference):
         data, train_Y = read_table(reference, labels_column, model.hierarchy, id_column), None
@@ -296,7 +297,7 @@ def evaluation_split(reference: str, model: Any, metadata: dict, split: str = "t
     return data, X, train_Y
 
 
-def _image_split(model: Any, metadata: dict, table: str, images: str | None, split: str):
+def _image_split(model: Any, metadata: dict, table: str, images: str | None, split: str, progress: bool = True):
     """(ImageDataset, pixels, training labels or None) of ``split`` of an image table, read as in training."""
     from hmlearn.data.images import image_splits, load_pixels, read_image_table
 
@@ -316,4 +317,4 @@ def _image_split(model: Any, metadata: dict, table: str, images: str | None, spl
         raise HMLError(f"{table}: no {split!r} split; choose from {', '.join([*parts, 'all'])}")
     if len(chosen) == 0:
         raise HMLError(f"{table}: no images in the {split!r} split")
-    return chosen, load_pixels(chosen.paths, model.config.image_size, progress=True), train_Y
+    return chosen, load_pixels(chosen.paths, model.config.image_size, progress=progress and sys.stderr.isatty()), train_Y

@@ -250,6 +250,16 @@ def config_record(config: TrainConfig) -> dict:
             if config.encoder is not None or name not in LATER_FIELDS or value != defaults[name]}
 
 
+def config_summary(config: TrainConfig) -> str:
+    """The settings that differ from TrainConfig's defaults, ``name=value`` joined by commas (one log line)."""
+    defaults = TrainConfig()
+    changed = [f"{name}={getattr(config, name)!r}" if isinstance(getattr(config, name), str)
+               else f"{name}={getattr(config, name):g}" if isinstance(getattr(config, name), float)
+               else f"{name}={getattr(config, name)}"
+               for name in OPTIONS if getattr(config, name) != getattr(defaults, name)]
+    return ", ".join(changed) or "all defaults"
+
+
 RESUMABLE_CHANGES = ("epochs", "patience", "lr", "encoder_lr", "device", "threads")
 """Config fields a resumed run may change: more or fewer epochs, a lower learning rate (heads or
 encoder) after a diverged loss, another device or thread count (learning rates, device and threads

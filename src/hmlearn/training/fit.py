@@ -22,6 +22,7 @@ batches would saturate every sigmoid).
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ def fit(
     state_path: str | Path | None = None,
     resume: bool = False,
     save_every: int = 1,
+    log_every: int = 1,
 ) -> HMCModel:
     """Train H C-HMCNN heads on (X, Y); Y is (S, N) bool aligned with ``hierarchy.nodes``.
 
@@ -68,6 +70,9 @@ def fit(
     ``resume`` and a state file saved for the same data and config (only ``RESUMABLE_CHANGES`` may
     differ) training continues after its epoch: on the CPU the model is bit-identical to an
     uninterrupted run. Without ``resume`` an existing state file is replaced.
+
+    ``progress``: a progress bar on a terminal; elsewhere (a log file, a pipe) one line per
+    ``log_every`` epochs on stderr, with the loss and the validation AU(PRC).
 
     Ctrl-C saves the last completed epoch, if not yet saved, and raises TrainingInterrupted (a
     KeyboardInterrupt); a non-finite loss raises TrainingDiverged and leaves the state of the last
@@ -82,12 +87,30 @@ def fit(
 
         kept = training_fraction(Y, hierarchy, config.train_fraction, config.seed)
         X, Y = X[kept], Y[kept]
+    if log_every < 1:
+        raise HMLError(f"log_every must be at least 1 epoch, got {log_every}")
+    reporting = _Reporting(progress, log_every)
     if config.thresholds == "fixed":
-        return _fit_model(X, Y, hierarchy, config, X_valid, Y_valid, progress, state_path, resume, save_every)
-    return _fit_with_thresholds(X, Y, hierarchy, config, X_valid, Y_valid, progress, state_path, resume, save_every)
+        return _fit_model(X, Y, hierarchy, config, X_valid, Y_valid, reporting, state_path, resume, save_every)
+    return _fit_with_thresholds(X, Y, hierarchy, config, X_valid, Y_valid, reporting, state_path, resume, save_every)
 
 
-def _fit_with_thresholds(X, Y, hierarchy: Hierarchy, config: TrainConfig, X_valid, Y_valid, progress: bool,
+@dataclass(frozen=True)
+class _Reporting:
+    """How training shows progress: a bar on a terminal, one line per ``every`` epochs elsewhere."""
+
+    progress: bool
+    every: int = 1
+
+    @property
+    def bar(self) -> bool:
+        return self.progress and sys.stderr.isatty()
+
+    def __bool__(self) -> bool:  # where a plain "progress" flag is wanted (image encoding bars)
+        return self.bar
+
+
+def _fit_with_thresholds(X, Y, hierarchy: Hierarchy, config: TrainConfig, X_valid, Y_valid, progress: _Reporting,
                          state_path, resume: bool, save_every: int) -> HMCModel:
     """A model with decision thresholds tuned on the validation split, or, without one, on a stratified
     held-out part of the training rows (then, with ``threshold_refit``, trained again on every row)."""
@@ -109,7 +132,7 @@ def _fit_with_thresholds(X, Y, hierarchy: Hierarchy, config: TrainConfig, X_vali
     return model
 
 
-def _fit_model(X, Y, hierarchy: Hierarchy, config: TrainConfig, X_valid, Y_valid, progress: bool, state_path,
+def _fit_model(X, Y, hierarchy: Hierarchy, config: TrainConfig, X_valid, Y_valid, progress: _Reporting, state_path,
                resume: bool, save_every: int) -> HMCModel:
     """The training proper: resume checks, setup, epochs; torch's thread count restored afterwards."""
     saved, fingerprint = None, ""
@@ -205,6 +228,13 @@ def _setup(X, Y, hierarchy: Hierarchy, config: TrainConfig, X_valid, Y_valid, sa
     return run
 
 
+def _log_epoch(record: dict, epochs: int) -> None:
+    """One plain line per logged epoch (no carriage returns: readable in a log file)."""
+    valid = f", valid AU(PRC) {record['valid_au_prc']:.4f}" if "valid_au_prc" in record else ""
+    print(f"epoch {record['epoch']}/{epochs}: loss {record['loss']:.4f}{valid} ({record['seconds']:.1f} s)",
+          file=sys.stderr, flush=True)
+
+
 def _standardizer(config: TrainConfig, features, encoder, X, saved: dict | None, progress: bool) -> Standardizer:
     """Fitted on the training features; when fine-tuning, on the initial encoder's (saved with the state)."""
     if not config.fine_tune:
@@ -245,10 +275,10 @@ class _StateSaver:
         return TrainingInterrupted(f"interrupted at epoch {running}; {kept}", running, self.path, saved)
 
 
-def _train_epochs(run: _Run, saver: _StateSaver, progress: bool) -> None:
+def _train_epochs(run: _Run, saver: _StateSaver, progress: _Reporting) -> None:
     """Epochs from ``run.start`` to ``config.epochs``, with validation, early stopping and saved states."""
     config = run.model.config
-    bar = tqdm(range(run.start, config.epochs), desc="train", unit="epoch", disable=not progress, leave=False,
+    bar = tqdm(range(run.start, config.epochs), desc="train", unit="epoch", disable=not progress.bar, leave=False,
                initial=run.start, total=config.epochs)
     try:
         for epoch in bar:
@@ -261,6 +291,9 @@ def _train_epochs(run: _Run, saver: _StateSaver, progress: bool) -> None:
                 break  # not saved: a resume repeats this epoch and stops here again
             run.model.history.append(record)
             saver.after_epoch(run, epoch)
+            if progress.progress and not progress.bar and ((epoch + 1) % progress.every == 0
+                                                          or epoch + 1 == config.epochs):
+                _log_epoch(record, config.epochs)
             bar.set_postfix(loss=f"{loss:.4f}", **({"valid": f"{record['valid_au_prc']:.3f}"} if run.valid else {}))
     except (KeyboardInterrupt, TrainingDiverged) as stop:
         if saver.path is None:
