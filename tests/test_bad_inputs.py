@@ -176,7 +176,7 @@ CASES = {
     # against a checkpoint: feature counts, labels outside its hierarchy, values that overflow once standardised
     "features_mismatch": (
         ["predict", "{model}/m.ckpt", "{bad}/features_mismatch.csv", "--out", "{tmp}/p.csv"],
-        "{bad}/features_mismatch.csv: 2 feature columns, the model was trained on 4"),
+        "{bad}/features_mismatch.csv: missing feature column(s) 'x0', 'x1', 'x2', 'x3'; the model was trained on them"),
     "evaluate_features_mismatch": (
         ["evaluate", "{model}/m.ckpt", "{bad}/evaluate_features_mismatch.csv"],
         "{bad}/evaluate_features_mismatch.csv: 2 feature columns, the model was trained on 4"),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from click.testing import CliRunner
 
@@ -38,8 +39,8 @@ def test_train_evaluate_predict_on_own_arff(tmp_path):
     result = run("predict", ckpt, tmp_path / "features.csv", "--out", tmp_path / "pred.csv")
     assert result.exit_code == 0, result.output
     predictions = pd.read_csv(tmp_path / "pred.csv", keep_default_na=False)
-    assert list(predictions.columns) == ["sample", "labels", "probabilities"] and len(predictions) == len(test)
-    assert predictions["sample"][0] == "s0"
+    assert list(predictions.columns) == ["id", "labels", "probabilities"] and len(predictions) == len(test)
+    assert predictions["id"][0] == "s0"  # the id column keeps its name
     row = predictions.iloc[0]
     labels, probs = row["labels"].split(";"), [float(p) for p in row["probabilities"].split(";")]
     assert len(labels) == len(probs) and all(p >= 0.5 for p in probs)
@@ -56,7 +57,7 @@ def test_predict_with_wrong_feature_count_is_one_line(tmp_path):
     pd.DataFrame({"a": [1.0], "b": [2.0]}).to_csv(tmp_path / "bad.csv", index=False)
     result = run("predict", ckpt, tmp_path / "bad.csv", "--out", tmp_path / "p.csv")
     assert result.exit_code == 2
-    assert "bad.csv: 2 feature columns, the model was trained on 4" in result.output
+    assert "bad.csv: missing feature column(s) 'x0', 'x1', 'x2', 'x3'; the model was trained on them" in result.output
     assert not (tmp_path / "p.csv").exists()
     result = run("evaluate", tmp_path / "missing.ckpt", tmp_path / "train.arff")
     assert result.exit_code == 2 and "no such checkpoint file" in result.output
@@ -141,3 +142,36 @@ def test_train_refuses_to_overwrite_a_checkpoint_without_force(tmp_path):
     assert again.exit_code == 2 and f"{ckpt} already exists; --force replaces it" in again.output
     assert ckpt.read_bytes() == before
     assert run(*args, "--force", "--seed", 1).exit_code == 0 and ckpt.read_bytes() != before
+
+
+def test_predict_takes_the_training_table_matches_columns_by_name_and_names_a_missing_one(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(40, 3)), columns=["alpha", "beta", "gamma"])
+    frame.insert(0, "gene", [f"g{i}" for i in range(40)])
+    frame["labels"] = ["01/01" if a > 0 else "02" for a in frame["alpha"]]
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    ckpt = tmp_path / "m.ckpt"
+    assert run("train", tmp_path / "train.csv", "--epochs", 2, "--hidden-dim", 8, "--out", ckpt, "--quiet").exit_code == 0
+
+    printed = run("predict", ckpt, tmp_path / "train.csv", "--out", "-")
+    assert printed.exit_code == 0, printed.output
+    lines = printed.stdout.splitlines()
+    assert lines[0] == "gene,labels,probabilities" and lines[1].startswith("g0,") and len(lines) >= 41
+
+    frame[["labels", "gamma", "gene", "beta", "alpha"]].to_csv(tmp_path / "shuffled.csv", index=False)
+    for name in ("train", "shuffled"):
+        assert run("predict", ckpt, tmp_path / f"{name}.csv", "--out", tmp_path / f"{name}.parquet").exit_code == 0
+    same = [pd.read_parquet(tmp_path / f"{name}.parquet") for name in ("train", "shuffled")]
+    pd.testing.assert_frame_equal(same[0], same[1])
+
+    frame.drop(columns=["beta"]).to_csv(tmp_path / "missing.csv", index=False)
+    missing = run("predict", ckpt, tmp_path / "missing.csv", "--out", tmp_path / "p.csv")
+    assert missing.exit_code == 2 and "missing feature column(s) 'beta'" in missing.output
+    frame.assign(delta=1.0).to_csv(tmp_path / "extra.csv", index=False)
+    extra = run("predict", ckpt, tmp_path / "extra.csv", "--out", tmp_path / "p.csv")
+    assert extra.exit_code == 2 and "column(s) 'delta' the model was not trained on" in extra.output
+    assert run("predict", ckpt, tmp_path / "extra.csv", "--out", tmp_path / "p.jsonl", "--ignore-extra",
+               "--wide").exit_code == 0
+    wide = pd.read_json(tmp_path / "p.jsonl", lines=True)
+    assert {"gene", "labels", "probabilities", "01/01", "02"} <= set(wide.columns)
+    assert run("predict", ckpt, tmp_path / "train.csv", "--out", tmp_path / "p.xlsx").exit_code == 2

@@ -407,22 +407,32 @@ def _print_breakdown(result, threshold) -> None:
 @main.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("input_path", metavar="INPUT", type=click.Path())
-@click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="CSV or .parquet file.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, allow_dash=True), required=True,
+              help="Predictions: .csv, .parquet or .jsonl (JSON lines) by the suffix; - for CSV on standard output.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="Decision threshold for every node [the model's tuned thresholds, else 0.5].")
+@click.option("--labels-column", default=None, help="Table: the labels column to ignore [as in training, else labels].")
+@click.option("--id-column", default=None, help="Table: the sample id column [as in training, else id, sample, gene, "
+              "... or a text first column].")
+@click.option("--ignore-extra", is_flag=True, help="Table: ignore columns the model was not trained on [refuse].")
+@click.option("--wide", is_flag=True, help="Also one probability column per node.")
 @click.option("--images", type=click.Path(file_okay=False), default=None,
               help="Image models, INPUT a table: the folder its image cells are relative to [the table's folder].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def predict(checkpoint: str, input_path: str, out: str, threshold: float, images: str | None, quiet: bool) -> None:
+def predict(checkpoint: str, input_path: str, out: str, threshold: float | None, labels_column: str | None,
+            id_column: str | None, ignore_extra: bool, wide: bool, images: str | None, quiet: bool) -> None:
     """Predict label paths for INPUT into OUT.
 
-    INPUT: ARFF, or CSV / Parquet of feature columns; for a model trained with train-images, a
-    folder of images (every image below it) or a table with an image column.
+    INPUT: ARFF, or a CSV / Parquet table like the one the model was trained on (its labels
+    column is ignored; features are matched by column name); for a model trained with
+    train-images, a folder of images (every image below it) or a table with an image column.
     """
-    from hmlearn.predict_io import read_features, write_predictions
+    from hmlearn.predict_io import output_format, read_features, write_predictions
     from hmlearn.training.checkpoint import load_checkpoint
 
+    output_format(out)  # an unknown suffix is refused before any work
     model, metadata = load_checkpoint(checkpoint)
+    id_name = "sample"
     if model.encoder is not None:
         from hmlearn.data.images import list_images, load_pixels
 
@@ -432,10 +442,16 @@ def predict(checkpoint: str, input_path: str, out: str, threshold: float, images
     else:
         if Path(input_path).is_dir():
             raise HMLError(f"{input_path}: is a folder; this model reads features from an ARFF, CSV or Parquet file")
-        X, ids = read_features(input_path, model.standardizer.n_features, model.standardizer)
+        table = metadata.get("table", {})
+        X, ids = read_features(input_path, model.standardizer.n_features, model.standardizer,
+                               metadata.get("feature_names") or None,
+                               labels_column or table.get("labels_column") or "labels",
+                               id_column or table.get("id_column"), ignore_extra)
+        id_name = ids.column or "sample"  # the id column keeps its name
     proba = model.predict_proba(X)
-    write_predictions(out, ids, proba, model.hierarchy, model.decision_thresholds if threshold is None else threshold)
-    click.echo(f"{len(X)} predictions written to {out}")
+    cutoff = model.decision_thresholds if threshold is None else threshold
+    write_predictions(out, ids, proba, model.hierarchy, cutoff, id_name=id_name, wide=wide)
+    click.echo(f"{len(X)} predictions written to {'standard output' if out == '-' else out}", err=out == "-")
 
 
 # ---------------------------------------------------------------------------------- images

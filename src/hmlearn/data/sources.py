@@ -108,8 +108,9 @@ def open_dataset(reference: str, valid: str | None = None, test: str | None = No
         extra, (valid, test) = [None, test_split], (None, f"{spec.name} [test]")
         published, n_outputs = spec.hyperparameters(), spec.n_outputs
     check_splits(train, reference, [(part, path) for part, path in zip(extra, (valid, test)) if part is not None])
+    metadata = {"dataset": reference, "feature_names": list(train.feature_names), "table": options}
     return Source(train.name or "model", train.hierarchy, train, extra[0], extra[1], published,
-                  n_outputs or len(train.hierarchy), {"dataset": reference}, repr(train))
+                  n_outputs or len(train.hierarchy), metadata, repr(train))
 
 
 def check_splits(train: HMCDataset, train_path: str, others: list[tuple[HMCDataset, str]]) -> None:
