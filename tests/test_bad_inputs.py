@@ -179,7 +179,8 @@ CASES = {
         "{bad}/features_mismatch.csv: missing feature column(s) 'x0', 'x1', 'x2', 'x3'; the model was trained on them"),
     "evaluate_features_mismatch": (
         ["evaluate", "{model}/m.ckpt", "{bad}/evaluate_features_mismatch.csv"],
-        "{bad}/evaluate_features_mismatch.csv: 2 feature columns, the model was trained on 4"),
+        ("{bad}/evaluate_features_mismatch.csv: feature columns differ from the training table's (missing: 'x0', "
+         "'x1', 'x2', 'x3'; not trained on: 'a', 'b')")),
     "evaluate_label_outside_model": (
         ["evaluate", "{model}/m.ckpt", "{bad}/evaluate_label_outside_model.csv"],
         "{bad}/evaluate_label_outside_model.csv: row 2, column 'labels': label 'zz' is not a node of the hierarchy"),

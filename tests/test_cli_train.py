@@ -175,3 +175,15 @@ def test_predict_takes_the_training_table_matches_columns_by_name_and_names_a_mi
     wide = pd.read_json(tmp_path / "p.jsonl", lines=True)
     assert {"gene", "labels", "probabilities", "01/01", "02"} <= set(wide.columns)
     assert run("predict", ckpt, tmp_path / "train.csv", "--out", tmp_path / "p.xlsx").exit_code == 2
+
+
+def test_evaluate_reads_a_table_with_its_columns_in_another_order_by_name(tmp_path):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(rng.normal(size=(60, 3)), columns=["alpha", "beta", "gamma"])
+    frame["labels"] = ["01/01" if a > 0 else "02" for a in frame["alpha"]]
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    ckpt = tmp_path / "m.ckpt"
+    assert run("train", tmp_path / "train.csv", "--epochs", 2, "--hidden-dim", 8, "--out", ckpt, "--quiet").exit_code == 0
+    frame[["gamma", "labels", "alpha", "beta"]].to_csv(tmp_path / "shuffled.csv", index=False)
+    scores = [run("evaluate", ckpt, tmp_path / name).output.splitlines()[2:] for name in ("train.csv", "shuffled.csv")]
+    assert scores[0] == scores[1] and any(line.startswith("au_prc") for line in scores[0])

@@ -281,7 +281,10 @@ def evaluation_split(reference: str, model: Any, metadata: dict, split: str = "t
         data, pixels, train_Y = _image_split(model, metadata, reference, images, split, progress)
         return data, model.features(pixels), train_Y
     if is_table(reference):
-        data, train_Y = read_table(reference, labels_column, model.hierarchy, id_column), None
+        table = metadata.get("table", {})
+        data = read_table(reference, table.get("labels_column", labels_column), model.hierarchy,
+                          id_column or table.get("id_column"))
+        data, train_Y = _in_training_order(data, metadata.get("feature_names"), reference), None
     elif reference.endswith(".arff"):
         data, train_Y = load_dataset(reference), None
     else:
@@ -296,6 +299,20 @@ def evaluation_split(reference: str, model: Any, metadata: dict, split: str = "t
                        f"{model.standardizer.n_features}")
     X = model.standardizer.transform(data.X, source=reference, feature_names=data.feature_names or None)
     return data, X, train_Y
+
+
+def _in_training_order(data: HMCDataset, names: list[str] | None, reference: str) -> HMCDataset:
+    """``data`` with its feature columns in the order the model was trained on, matched by name."""
+    if not names or data.feature_names == list(names):
+        return data
+    missing = [name for name in names if name not in data.feature_names]
+    extra = [name for name in data.feature_names if name not in set(names)]
+    if missing or extra:
+        raise HMLError(f"{reference}: feature columns differ from the training table's (missing: "
+                       f"{', '.join(map(repr, missing[:10])) or 'none'}; not trained on: "
+                       f"{', '.join(map(repr, extra[:10])) or 'none'})")
+    order = [data.feature_names.index(name) for name in names]
+    return HMCDataset(data.X[:, order], data.Y, data.hierarchy, list(names), data.name, data.split)
 
 
 def _image_split(model: Any, metadata: dict, table: str, images: str | None, split: str, progress: bool = True):
