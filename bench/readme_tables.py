@@ -1,4 +1,4 @@
-"""Rewrite the generated tables in README.md from the commands that produce them.
+"""Rewrite the generated tables in README.md and docs/*.md from the commands that produce them.
 
     python bench/readme_tables.py
 
@@ -85,13 +85,24 @@ def replace_after(text: str, marker: str, block: str) -> str:
     return text[:start] + block.strip() + "\n" + (rest.lstrip("\n") if rest.lstrip("\n").startswith("<!-- /") else rest)
 
 
+def pages() -> list[Path]:
+    """The files that may hold generated tables: README.md and the docs."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def page_of(marker: str) -> Path:
+    """The one page that holds ``marker``."""
+    holding = [page for page in pages() if f"<!-- {marker}:" in page.read_text()]
+    if len(holding) != 1:
+        raise SystemExit(f"marker {marker!r} is in {len(holding)} pages, not one")
+    return holding[0]
+
+
 def main() -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
     for marker, block in tables().items():
-        text = replace_after(text, marker, block)
-    readme.write_text(text)
-    print("README.md tables regenerated")
+        page = page_of(marker)
+        page.write_text(replace_after(page.read_text(), marker, block))
+        print(f"{page.relative_to(ROOT)}: {marker} regenerated")
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ import torch
 
 from hmlearn.data.preprocessing import Standardizer
 from hmlearn.data.registry import DATASETS
-from hmlearn.data.store import load_dataset, locate
+from hmlearn.data.store import load_dataset, local_datasets
 from hmlearn.nn.constraint import AUTO_METHOD, MaxConstraint
 from hmlearn.nn.heads import HeadsMLP
 from hmlearn.objectives.uncertainty import MEASURES
@@ -202,8 +202,7 @@ def dataset(name: str):
 
 
 def available(name: str) -> bool:
-    spec = DATASETS[name]
-    return all(locate(spec, split) is not None for split in spec.splits)
+    return name in local_datasets()
 
 
 def training_config(name: str, preset: str, device: str, **overrides) -> TrainConfig:
