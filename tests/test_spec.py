@@ -106,14 +106,15 @@ def test_grid_labels_and_cells():
 def test_named_specs():
     demo = load_spec(CONFIGS / "demo.yaml")
     assert (demo.name, demo.preset, demo.datasets, demo.seeds) == ("demo", "fast", ["derisi_FUN"], [0, 1, 2])
-    assert demo.method_variants() == [("C-HMCNN", {}), ("rare-node weights", {"node_weights": "class-wise", "omega": 0.2})]
+    assert demo.method_variants() == [("C-HMCNN", {}), ("rare-node weights", {"node_weights": "class-wise", "omega": 0.2}),
+                                      ("rare-nodes switch", {"rare_nodes": True})]
     from hmlearn.demo import demo_spec
 
     assert dict(demo.method_variants()) == demo_spec()["methods"]  # `hmlearn demo` runs this file's sweep
     built = parse_spec(demo_spec(), "demo_spec()")
     assert (built.name, built.preset, built.datasets, built.seeds) == (demo.name, demo.preset, demo.datasets, demo.seeds)
     assert [c.key for c in expand(built)] == [c.key for c in expand(demo)]
-    assert len(expand(demo)) == 6
+    assert len(expand(demo)) == 9
     paper = load_spec(CONFIGS / "paper.yaml")
     assert paper.datasets == ["FUN"]
     labels = [label for label, _ in paper.method_variants()]
