@@ -77,10 +77,10 @@ def test_the_cli_offers_every_training_option_and_train_images_the_image_ones():
     assert set(OPTIONS) <= images
 
 
-def test_the_estimator_parameters_are_the_options_plus_threshold_and_progress():
+def test_the_estimator_parameters_are_the_options_plus_hierarchy_threshold_and_progress():
     from hmlearn.estimator import HMCClassifier
 
-    assert list(HMCClassifier().get_params()) == sorted([*OPTIONS, "threshold", "progress"])
+    assert list(HMCClassifier().get_params()) == sorted([*OPTIONS, "hierarchy", "threshold", "progress"])
     assert HMCClassifier(heads=3).get_params()["heads"] == 3
     with pytest.raises(TypeError, match="did you mean heads"):
         HMCClassifier(hedas=3)
