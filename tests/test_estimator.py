@@ -96,6 +96,7 @@ def test_a_pipeline_and_a_grid_search_fit_label_paths_without_the_hierarchy(data
     # label sets have no stratified split: a plain KFold (scikit-learn refuses lists of lists for its default)
     search = GridSearchCV(pipeline, {"clf__heads": [1, 2]}, cv=KFold(2)).fit(train.X, y)
     assert search.best_params_["clf__heads"] in (1, 2)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()  # every fold scored (unseen labels left out)
     labels = search.predict(test.X)
     assert labels.shape == (len(test), len(search.best_estimator_[-1].classes_))
     paths = search.best_estimator_[-1].inverse_transform(labels)

@@ -149,6 +149,9 @@ class HMCClassifier(ClassifierMixin, BaseEstimator):
             return float(np.mean(self.predict(X) == np.ravel(y)))
         from hmlearn.metrics import au_prc
 
+        if _is_label_sets(y):  # labels the training data never had cannot be predicted: left out, as in scoring
+            known = set(self.hierarchy_.nodes)
+            y = [[label for label in labels if label in known] for labels in y]
         Y = _matrix_for(y, self.hierarchy_, len(X))
         proba = self.model_.predict_proba(self._features(X, reset=False))
         return au_prc(Y, proba, self.hierarchy_)
