@@ -187,3 +187,20 @@ def test_evaluate_reads_a_table_with_its_columns_in_another_order_by_name(tmp_pa
     frame[["gamma", "labels", "alpha", "beta"]].to_csv(tmp_path / "shuffled.csv", index=False)
     scores = [run("evaluate", ckpt, tmp_path / name).output.splitlines()[2:] for name in ("train.csv", "shuffled.csv")]
     assert scores[0] == scores[1] and any(line.startswith("au_prc") for line in scores[0])
+
+
+def test_a_mistyped_dataset_name_gets_a_suggestion_and_cuda_without_a_gpu_one_line(tmp_path):
+    result = run("train", "derisi_FNU", "--epochs", 1)
+    assert result.exit_code == 2 and "unknown dataset 'derisi_FNU'; did you mean derisi_FUN?" in result.output
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    train, _ = train_test_split(make_hmc_data(n_samples=60, n_features=4, n_nodes=8, seed=1), 0.25)
+    write_arff(train, tmp_path / "t.arff")
+    assert run("train", tmp_path / "t.arff", "--epochs", 1, "--hidden-dim", 8, "--out", tmp_path / "m.ckpt",
+               "--quiet").exit_code == 0
+    for command in (["predict", tmp_path / "m.ckpt", tmp_path / "t.arff", "--out", "-"],
+                    ["evaluate", tmp_path / "m.ckpt", tmp_path / "t.arff"]):
+        result = run(*command, "--device", "cuda")
+        assert result.exit_code == 2 and "CUDA is not available" in result.output.strip().splitlines()[-1]

@@ -369,9 +369,10 @@ def _train_and_report(source, config, path: Path, quiet: bool, resume: bool, sav
 @click.option("--labels-column", default="labels", show_default=True, help="Table: the column of label paths.")
 @click.option("--id-column", default=None, help="Table: the sample id column [id, sample, gene, ... or a text first column].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, mps or auto.")
 def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | None, images: str | None,
                      per_node: str | None, measure: str, mc_samples: int, breakdown: bool, threshold: float,
-                     labels_column: str, id_column: str | None, quiet: bool) -> None:
+                     labels_column: str, id_column: str | None, quiet: bool, device: str) -> None:
     """Metrics of CHECKPOINT on DATASET (a standard dataset's name, an ARFF file or a CSV / Parquet table;
     for a model trained with train-images, an image table read as in training)."""
     from hmlearn.fileio import atomic_write
@@ -379,7 +380,7 @@ def evaluate_command(checkpoint: str, dataset: str, split: str, data_dir: str | 
 
     with _warnings_as_lines():
         result = evaluate_checkpoint(checkpoint, dataset, split, data_dir, images, labels_column, id_column,
-                                     mc_samples, threshold, progress=not quiet)
+                                     mc_samples, threshold, progress=not quiet, device=device)
     _print_metrics(result.metrics, f"{dataset} [{split}], {len(result.data)} samples:")
     if breakdown:
         _print_breakdown(result, result.threshold)
@@ -419,8 +420,10 @@ def _print_breakdown(result, threshold) -> None:
 @click.option("--images", type=click.Path(file_okay=False), default=None,
               help="Image models, INPUT a table: the folder its image cells are relative to [the table's folder].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, mps or auto.")
 def predict(checkpoint: str, input_path: str, out: str, threshold: float | None, labels_column: str | None,
-            id_column: str | None, ignore_extra: bool, wide: bool, images: str | None, quiet: bool) -> None:
+            id_column: str | None, ignore_extra: bool, wide: bool, images: str | None, quiet: bool,
+            device: str) -> None:
     """Predict label paths for INPUT into OUT.
 
     INPUT: ARFF, or a CSV / Parquet table like the one the model was trained on (its labels
@@ -429,9 +432,10 @@ def predict(checkpoint: str, input_path: str, out: str, threshold: float | None,
     """
     from hmlearn.predict_io import output_format, read_features, write_predictions
     from hmlearn.training.checkpoint import load_checkpoint
+    from hmlearn.training.model import resolve_device
 
     output_format(out)  # an unknown suffix is refused before any work
-    model, metadata = load_checkpoint(checkpoint)
+    model, metadata = load_checkpoint(checkpoint, str(resolve_device(device)))
     id_name = "sample"
     if model.encoder is not None:
         from hmlearn.data.images import list_images, load_pixels
@@ -707,15 +711,16 @@ def report(runs: str, fmt: str, out: str | None, baseline: str, metrics: tuple[s
         click.echo(f"plots in {target.with_name(f'{target.stem}_files')}")
 
 
-@main.command()
+@main.command(cls=_SweepCommand)
 @click.option("--dataset", default="derisi_FUN", show_default=True)
-@click.option("--seeds", type=int, default=3, show_default=True)
+@click.option("--seeds", default="0-2", show_default=True, callback=_parse_seeds, metavar="SEED...",
+              help="Seeds, as for sweep: --seeds 0 1 2, or a range: --seeds 0-9.")
 @click.option("--preset", type=click.Choice(["paper", "medium", "fast"]), default="fast", show_default=True)
 @click.option("--runs", "runs_dir", type=click.Path(file_okay=False), default="runs/demo", show_default=True,
               help="Runs directory: results store and report.html.")
 @click.option("--executor", type=click.Choice(["sequential", "process"]), default="process", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def demo(dataset: str, seeds: int, preset: str, runs_dir: str, executor: str, quiet: bool) -> None:
+def demo(dataset: str, seeds: list[int], preset: str, runs_dir: str, executor: str, quiet: bool) -> None:
     """Plain C-HMCNN vs the rare-node objective: a small sweep, a table and an HTML report."""
     from hmlearn.demo import run_demo
 

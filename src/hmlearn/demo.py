@@ -28,9 +28,9 @@ COLUMNS = {"au_prc": "AU(PRC)", "binary_ap": "bin AP", "precision": "P %", "reca
            "recall_rare": "R rare %"}
 
 
-def demo_spec(dataset: str = "derisi_FUN", seeds: int = 3, preset: str = "fast") -> dict:
+def demo_spec(dataset: str = "derisi_FUN", seeds: int | list[int] = 3, preset: str = "fast") -> dict:
     """The sweep spec of the demo, as `configs/demo.yaml` writes it (a test keeps both equal)."""
-    return {"name": "demo", "preset": preset, "datasets": [dataset], "seeds": list(range(seeds)),
+    return {"name": "demo", "preset": preset, "datasets": [dataset], "seeds": list(range(seeds)) if isinstance(seeds, int) else list(seeds),
             "methods": DEMO_METHODS}
 
 
@@ -81,7 +81,7 @@ def summary_table(frame) -> str:
     return tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True)
 
 
-def run_demo(dataset: str = "derisi_FUN", seeds: int = 3, preset: str = "fast",
+def run_demo(dataset: str = "derisi_FUN", seeds: int | list[int] = 3, preset: str = "fast",
              runs_dir: str | Path = "runs/demo", executor: str = "process", progress: bool = True) -> str:
     """Run (or resume) the demo sweep, write ``runs_dir/report.html``, return the printed table."""
     from hmlearn.experiments.report import write_report
@@ -98,7 +98,7 @@ def run_demo(dataset: str = "derisi_FUN", seeds: int = 3, preset: str = "fast",
         store.close()
     frame = frame[frame["key"].isin({cell.key for cell in expand(spec)})]  # not runs of another --preset / --seeds
     report = write_report(frame, runs_dir / "report.html", "html", baseline=BASELINE)
-    title = (f"{label}: plain C-HMCNN vs the rare-node weights and --rare-nodes; preset {preset!r}, {seeds} seeds "
+    title = (f"{label}: plain C-HMCNN vs the rare-node weights and --rare-nodes; preset {preset!r}, {len(spec.seeds)} seeds "
              "(mean ± std). AU(PRC), binary AP: fractions; precision, recall, F1 and the recall of nodes with < 20 training "
              "positives: node-macro percent.")
     return f"{title}\n{summary_table(frame)}\n\nHTML report: {report}\nresults store: {runs_dir / 'results.sqlite'}"

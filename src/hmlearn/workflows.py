@@ -129,13 +129,14 @@ class Evaluation:
 
 def evaluate_checkpoint(checkpoint: str | Path, reference: str, split: str = "test", data_dir: str | None = None,
                         images: str | None = None, labels_column: str = "labels", id_column: str | None = None,
-                        mc_samples: int = 0, threshold: float | None = None, progress: bool = True) -> Evaluation:
+                        mc_samples: int = 0, threshold: float | None = None, progress: bool = True,
+                        device: str = "cpu") -> Evaluation:
     """Load ``checkpoint`` and score it on ``split`` of ``reference`` (read as training read it), at
     ``threshold`` (default: the model's decision thresholds, tuned or 0.5)."""
     from hmlearn.metrics import evaluate
     from hmlearn.training.checkpoint import load_checkpoint
 
-    model, metadata = load_checkpoint(checkpoint)
+    model, metadata = load_checkpoint(checkpoint, _device(device))
     data, X, train_Y = evaluation_split(reference, model, metadata, split, data_dir, images, labels_column, id_column,
                                        progress)
     if train_Y is None:  # a user's table or ARFF: the training positives the checkpoint kept
@@ -160,6 +161,13 @@ def per_node_report(result: Evaluation, measure: str = "predictive"):
     node_uncertainty = uncertainty(torch.from_numpy(members), measure).mean(dim=0).numpy()
     table[f"mean_uncertainty_{measure}"] = np.round(node_uncertainty[model.hierarchy.evaluated], 4)
     return table
+
+
+def _device(name: str) -> str:
+    """A device name as torch takes it: ``auto`` resolved, CUDA without a GPU refused in one line."""
+    from hmlearn.training.model import resolve_device
+
+    return str(resolve_device(name))
 
 
 # ---------------------------------------------------------------------------------- a sweep cell

@@ -158,6 +158,11 @@ def get_spec(name: str) -> DatasetSpec:
     folded = {key.lower(): spec for key, spec in DATASETS.items()}
     if name.lower() in folded:
         return folded[name.lower()]
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), list(folded), n=1, cutoff=0.6)
+    hint = f"did you mean {folded[close[0]].name}? " if close else ""
     raise DatasetNotFoundError(
-        f"unknown dataset {name!r}; standard datasets: {', '.join(DATASETS)} (or give a path to an ARFF file)"
+        f"unknown dataset {name!r}; {hint}standard datasets: {', '.join(DATASETS)} (or give the path of an ARFF, "
+        "CSV or Parquet file)"
     )
