@@ -112,3 +112,15 @@ def test_a_real_full_tmpfs(trained, tmp_path):
         assert list(mount.iterdir()) == []
     finally:
         subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_report_on_a_full_disk(tmp_path, full_disk):
+    from pathlib import Path
+
+    store = Path(__file__).resolve().parents[1] / "bench" / "results" / "reproduce-fast"
+    out = tmp_path / "report.md"
+    result = run("report", store, "--out", out, "--metric", "au_prc")
+    assert result.exit_code == 2, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith(f"error: {tmp_path}") and "No space left on device; free some disk space" in line
+    assert not out.exists()
