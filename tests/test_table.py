@@ -121,3 +121,14 @@ def test_a_number_too_large_for_a_float_is_named_as_written(tmp_path):
     path = write(tmp_path, "x0,labels\n1e400,01\n2,02\n")
     with pytest.raises(DataFormatError, match=r"row 1, column 'x0': '1e400' is beyond float32"):
         read_table(path)
+
+
+def test_a_label_name_holding_a_semicolon_is_read_with_another_delimiter(tmp_path):
+    path = write(tmp_path, "x0,labels\n1,01/a;b|02\n2,02\n3,01/a;b\n")
+    result = CliRunner().invoke(main, ["train", str(path), "--label-delimiter", "|", "--epochs", "1",
+                                       "--hidden-dim", "4", "--out", str(tmp_path / "m.ckpt"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    from hmlearn.training.checkpoint import load_checkpoint
+
+    nodes = load_checkpoint(tmp_path / "m.ckpt")[0].hierarchy.nodes
+    assert "01/a;b" in nodes and "b" not in nodes

@@ -288,10 +288,13 @@ def _run_options(command):
               help="Table: hierarchy file, one path per line or 'parent,child' edges [built from the labels].")
 @click.option("--id-column", default=None, help="Table: the sample id column [id, sample, gene, ... or a text first column].")
 @click.option("--strict", is_flag=True, help="Table: refuse a label listed without its ancestors instead of adding them.")
+@click.option("--label-delimiter", default=None, help="Table: what joins a sample's labels in its cell [;] (choose "
+              "another where label names hold ';').")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @_run_options
 def train(dataset: str, preset: str, valid: str | None, test: str | None, labels_column: str | None,
-          hierarchy_file: str | None, id_column: str | None, strict: bool, data_dir: str | None, out: str | None,
+          hierarchy_file: str | None, id_column: str | None, strict: bool, label_delimiter: str | None,
+          data_dir: str | None, out: str | None,
           quiet: bool, force: bool, log_every: int, resume: bool, save_every: int, **overrides) -> None:
     """Train C-HMCNN on DATASET (a standard dataset's name, an ARFF file or a CSV / Parquet table).
 
@@ -306,7 +309,8 @@ def train(dataset: str, preset: str, valid: str | None, test: str | None, labels
     """
     from hmlearn.data.sources import open_dataset
 
-    table = {"labels_column": labels_column, "hierarchy": hierarchy_file, "id_column": id_column, "strict": strict}
+    table = {"labels_column": labels_column, "hierarchy": hierarchy_file, "id_column": id_column, "strict": strict,
+             "label_delimiter": label_delimiter}
     with _warnings_as_lines():
         source = open_dataset(dataset, valid, test, data_dir, table)
     config = preset_config(source.published, preset, source.n_outputs, **overrides)

@@ -283,7 +283,7 @@ def evaluation_split(reference: str, model: Any, metadata: dict, split: str = "t
     if is_table(reference):
         table = metadata.get("table", {})
         data = read_table(reference, table.get("labels_column", labels_column), model.hierarchy,
-                          id_column or table.get("id_column"))
+                          id_column or table.get("id_column"), table.get("label_delimiter", ";"))
         data, train_Y = _in_training_order(data, metadata.get("feature_names"), reference), None
     elif reference.endswith(".arff"):
         data, train_Y = load_dataset(reference), None
