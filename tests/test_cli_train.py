@@ -204,3 +204,15 @@ def test_a_mistyped_dataset_name_gets_a_suggestion_and_cuda_without_a_gpu_one_li
                     ["evaluate", tmp_path / "m.ckpt", tmp_path / "t.arff"]):
         result = run(*command, "--device", "cuda")
         assert result.exit_code == 2 and "CUDA is not available" in result.output.strip().splitlines()[-1]
+
+
+def test_the_metrics_table_says_each_unit(tmp_path):
+    train, test = train_test_split(make_hmc_data(n_samples=80, n_features=4, n_nodes=10, seed=2), 0.25)
+    write_arff(train, tmp_path / "train.arff")
+    write_arff(test, tmp_path / "test.arff")
+    result = run("train", tmp_path / "train.arff", "--test", tmp_path / "test.arff", "--epochs", 1,
+                 "--hidden-dim", 8, "--out", tmp_path / "m.ckpt", "--quiet")
+    assert result.exit_code == 0, result.output
+    units = {line.split()[0]: line.split()[-1] for line in result.output.splitlines()
+             if line.split() and line.split()[0] in ("au_prc", "binary_ap", "recall", "f1")}
+    assert units == {"au_prc": "fraction", "binary_ap": "fraction", "recall": "%", "f1": "%"}

@@ -362,3 +362,32 @@ def test_html_report_renders_in_headless_chromium(html_report, tmp_path):
         pixels = np.asarray(image.convert("L"))
     assert pixels.shape == (3000, 1200)
     assert (pixels < 128).mean() > 0.005 and (pixels > 250).mean() > 0.3  # text and plots on a white page
+
+
+def test_the_report_says_what_each_method_was_and_which_versions_ran(markdown):
+    text, _ = markdown
+    assert md_table(text, "What each method was")[0][:2] == ["method", "preset"]
+    assert "Library versions of the runs: hmlearn 0. Runs finished 2025-01-01 to 2025-01-01; report written" in text
+
+
+def test_a_wilcoxon_p_that_cannot_reach_significance_is_flagged():
+    from hmlearn.experiments.stats import smallest_wilcoxon_p
+
+    assert smallest_wilcoxon_p(3) == 0.25 and smallest_wilcoxon_p(5) == 0.0625 and smallest_wilcoxon_p(6) < 0.05
+    few = pd.DataFrame([{"dataset": "d", "method": m, "seed": s, "status": "ok", "sweep": "x", "config": {},
+                         "metrics": {"f1": 1.0 + s + (m == "new"), "au_prc": 0.1, "recall": 1.0}}
+                        for m in ("base", "new") for s in range(3)])
+    text = build_report(few, baseline="base", metrics=["f1"], fmt="md")
+    assert "3 non-zero pairs cannot give p < 0.05 (smallest possible p 0.25)" in text
+
+
+def test_the_methods_table_lists_shared_options_not_each_datasets_own():
+    rows = [{"dataset": d, "method": m, "seed": 0, "status": "ok", "sweep": "x",
+             "config": {"preset": "medium", "hidden_dim": hidden, **options},
+             "metrics": {"f1": 1.0 + (m == "w"), "au_prc": 0.1, "recall": 1.0}}
+            for d, hidden in (("a", 500), ("b", 250))
+            for m, options in (("C-HMCNN", {}), ("w", {"node_weights": "class-wise", "omega": 0.2}))]
+    text = build_report(pd.DataFrame(rows), baseline="C-HMCNN", metrics=["f1"], fmt="md")
+    methods = {row[0]: row[1:] for row in md_table(text, "What each method was")[1:]}
+    assert methods == {"C-HMCNN": ["medium", "plain C-HMCNN (defaults)"],
+                       "w": ["medium", "node_weights=class-wise, omega=0.2"]}

@@ -139,14 +139,15 @@ def datasets_info(name: str, data_dir: str | None, fmt: str) -> None:
 @datasets.command("fetch")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Download here.")
-def datasets_fetch(names: tuple[str, ...], data_dir: str | None) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def datasets_fetch(names: tuple[str, ...], data_dir: str | None, quiet: bool) -> None:
     """Download missing files of NAMES ('all' for every standard dataset), checking SHA-256."""
     from hmlearn.data.registry import DATASETS
     from hmlearn.data.store import fetch
 
     selected = list(DATASETS) if names == ("all",) else list(names)
     for name in selected:
-        paths = fetch(name, data_dir=data_dir)
+        paths = fetch(name, data_dir=data_dir, progress=not quiet)
         for split, path in paths.items():
             click.echo(f"{name} {split}: {path}")
 
@@ -179,10 +180,15 @@ def _resume_command(lr: float | None = None) -> str:
     return shlex.join(["hmlearn", *argv])
 
 
+FRACTIONS = ("au_prc", "binary_ap")  # the metrics' units, as hmlearn.metrics.evaluate gives them
+
+
 def _print_metrics(metrics: dict, header: str) -> None:
+    """The metrics with their units: AU(PRC) and binary AP as fractions, node-macro ones in percent."""
     click.echo(header)
-    rows = [(k, str(v) if isinstance(v, bool) else f"{v:.4f}") for k, v in metrics.items()]
-    click.echo(tabulate(rows, headers=["metric", "value"], tablefmt="simple"))
+    rows = [(k, str(v) if isinstance(v, bool) else f"{v:.4f}",
+             "" if isinstance(v, bool) else ("fraction" if k in FRACTIONS else "%")) for k, v in metrics.items()]
+    click.echo(tabulate(rows, headers=["metric", "value", "unit"], tablefmt="simple"))
 
 
 class _TrainingOptionType(click.ParamType):

@@ -56,7 +56,7 @@ def _dataset_entry(dataset: str, runs_dir: Path) -> tuple[str, str]:
 
 def summary_table(frame) -> str:
     """Method rows: mean ± std over seeds of each metric, recall relative to the baseline, coherence."""
-    from hmlearn.experiments.stats import wilcoxon_test
+    from hmlearn.experiments.stats import smallest_wilcoxon_p, wilcoxon_test
 
     ok = frame[frame["status"] == "ok"]
     base = [m["recall"] for m in ok[ok["method"] == BASELINE]["metrics"]]
@@ -74,7 +74,9 @@ def summary_table(frame) -> str:
         row["R / plain"] = f"{recall / base_recall:.2f}x" if base_recall else "-"
         if method != BASELINE:
             test = wilcoxon_test(ok, method, BASELINE, metric="f1")
-            row["F1 Wilcoxon p"] = f"{test.pvalue:.3g}" if test.pvalue == test.pvalue else "-"
+            floor = smallest_wilcoxon_p(test.n - test.ties)
+            flag = f" (>= {floor:.3g} with {test.n - test.ties} pairs)" if floor >= 0.05 else ""
+            row["F1 Wilcoxon p"] = f"{test.pvalue:.3g}{flag}" if test.pvalue == test.pvalue else "-"
         row["coherent"] = all(bool(m["coherent"]) for m in metrics)
         rows.append(row)
     rows.sort(key=lambda r: r["method"] != BASELINE)

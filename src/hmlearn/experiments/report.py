@@ -184,6 +184,47 @@ def _cell_stats(runs: _Runs, metric: str) -> pd.DataFrame:
     return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1), "n": grouped.size()})
 
 
+_NOT_OPTIONS = ("seed", "threads", "device", "preset")
+
+
+def _methods_table(runs: _Runs) -> _Table:
+    """Each method's preset and the options it sets: the config values all its runs share that differ from
+    TrainConfig's defaults (a dataset's own settings, which differ between datasets, drop out)."""
+    from hmlearn.training.config import TrainConfig
+
+    defaults = vars(TrainConfig())
+    rows = []
+    for method in runs.methods:
+        configs = [c for c in runs.ok[runs.ok["method"] == method].get("config", []) if isinstance(c, dict)]
+        if not configs:
+            rows.append([method, "–", "–"])
+            continue
+        shared = {k: v for k, v in configs[0].items()
+                  if k not in _NOT_OPTIONS and all(c.get(k) == v for c in configs) and defaults.get(k, v) != v}
+        presets = sorted({str(c.get("preset", "–")) for c in configs})
+        options = ", ".join(f"{k}={v}" for k, v in shared.items()) or "plain C-HMCNN (defaults)"
+        rows.append([method, "/".join(presets), options])
+    return _Table(["method", "preset", "options (other than the defaults and each dataset's own settings)"],
+                  rows, caption="What each method was: the settings all its runs share")
+
+
+def _provenance(frame: pd.DataFrame) -> str:
+    """Library versions the runs recorded, when they finished, and when this report was written."""
+    import datetime
+
+    versions: dict[str, set[str]] = {}
+    for record in frame.get("versions", []):
+        if isinstance(record, dict):
+            for name, value in record.items():
+                if name in ("hmlearn", "torch", "numpy", "python"):
+                    versions.setdefault(name, set()).add(str(value))
+    listed = "; ".join(f"{name} {', '.join(sorted(values))}" for name, values in versions.items()) or "not recorded"
+    finished = sorted(str(v) for v in frame.get("finished_at", []) if isinstance(v, str) and v)
+    span = f"{finished[0][:10]} to {finished[-1][:10]}" if finished else "not recorded"
+    return (f"Library versions of the runs: {listed}. Runs finished {span}; report written "
+            f"{datetime.date.today().isoformat()}.")
+
+
 def _runs_table(runs: _Runs) -> _Table:
     rows = []
     for method in runs.methods:
@@ -343,9 +384,14 @@ def _wilcoxon_table(runs: _Runs, baseline: str, alpha: float) -> _Table | str:
                 rows.append([method, _metric_label(metric), "0", "–", "–", "–", "–", str(error)])
                 continue
             decimals = _decimals(metric)
+            note = result.note
+            floor = stats.smallest_wilcoxon_p(result.n - result.ties)
+            if floor >= alpha:
+                note = (note + "; " if note else "") + (f"{result.n - result.ties} non-zero pairs cannot give p < "
+                                                        f"{alpha:g} (smallest possible p {floor:.3g})")
             rows.append([method, _metric_label(metric), str(result.n), f"{result.wins}/{result.ties}/{result.losses}",
                          f"{result.mean_difference:+.{decimals}f}" if result.n else "–",
-                         _number(result.statistic, 1), _pvalue(result.pvalue), result.note])
+                         _number(result.statistic, 1), _pvalue(result.pvalue), note])
             if result.significant(alpha):
                 bold.add((len(rows) - 1, 6))
     caption = (f"Wilcoxon signed-rank test (two-sided) of each method against {baseline} over the (dataset, seed) "
@@ -551,8 +597,9 @@ def _document(frame: pd.DataFrame, baseline: str, metrics: Sequence[str], blocks
     if runs.superseded:
         doc.append(_Text(f"{runs.superseded} older runs of a (dataset, method, seed) that ran again under another "
                          "config or sweep are left out (the latest is kept); select one sweep with --sweep."))
-    doc += [_Heading("Runs"), _runs_table(runs), _Heading("Summary"), _summary_table(runs, baseline, metrics, alpha),
-            _Heading("Results")]
+    doc.append(_Text(_provenance(frame)))
+    doc += [_Heading("Methods"), _methods_table(runs), _Heading("Runs"), _runs_table(runs), _Heading("Summary"),
+            _summary_table(runs, baseline, metrics, alpha), _Heading("Results")]
     doc += [_metric_table(runs, metric) for metric in metrics]
     doc.append(_Heading(f"Recall gain over {baseline}"))
     gain = _recall_gain_table(runs, baseline) if "recall" in _known_metrics(runs) else "no run has a recall"

@@ -188,6 +188,13 @@ class WilcoxonResult:
         return bool(self.pvalue < alpha)  # False for NaN
 
 
+def smallest_wilcoxon_p(n_pairs: int) -> float:
+    """The smallest two-sided p the exact Wilcoxon signed-rank test can give with ``n_pairs`` non-zero
+    differences (every one on the same side): ``2 / 2 ** n``. With 5 pairs or fewer it is >= 0.0625, so such
+    a test can never be significant at 0.05."""
+    return 1.0 if n_pairs <= 0 else min(1.0, 2.0 / 2**n_pairs)
+
+
 def wilcoxon_test(
     frame: pd.DataFrame,
     method: str,
