@@ -21,7 +21,7 @@ def run(*args):
 
 
 def metric(output: str, name: str) -> float:
-    return float(re.search(rf"^{name}\s+([\d.]+)$", output, flags=re.MULTILINE).group(1))
+    return float(re.search(rf"^{name}\s+([\d.]+)(?:\s+(?:fraction|%))?$", output, flags=re.MULTILINE).group(1))
 
 
 @pytest.fixture(scope="module")
