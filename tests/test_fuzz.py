@@ -36,7 +36,7 @@ def fuzzer():
     return fuzz_readers
 
 
-@pytest.mark.parametrize(("target", "inputs"), [("arff", 250), ("table", 150), ("checkpoint", 200), ("spec", 100)])
+@pytest.mark.parametrize(("target", "inputs"), [("arff", 250), ("table", 150), ("checkpoint", 100), ("spec", 60)])
 def test_mutated_inputs_give_a_dataset_or_a_clear_error(fuzzer, tmp_path, target, inputs):
     result = fuzzer.fuzz(target, max_inputs=inputs, seed=0, work_dir=tmp_path, slow=60.0, minimize_findings=False)
     assert result.inputs == inputs
