@@ -41,10 +41,9 @@ def read_features(
         from hmlearn.data.arff import read_arff
 
         data = read_arff(path)
-        frame = pd.DataFrame(data.X, columns=data.feature_names or None)
         ids, names, X = SampleIds(str(i) for i in range(len(data))), list(data.feature_names), data.X
         if feature_names and names and names != list(feature_names):
-            X = _by_name(frame, names, feature_names, path, ignore_extra)
+            X = _by_name(pd.DataFrame(data.X, columns=names), names, feature_names, path, ignore_extra)
     else:
         from hmlearn.data.table import feature_matrix, read_frame, split_columns
 
