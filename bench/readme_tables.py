@@ -4,8 +4,8 @@
 
 Each table sits under a marker comment naming its command; tests check they are current. The
 benchmark tables come from ``hmlearn report bench/results/<name> --format md`` over the results
-stores the sweeps ``configs/reproduce.yaml``, ``configs/reproduce-fast.yaml`` and
-``configs/rare-nodes.yaml`` write (``hmlearn sweep configs/<name>.yaml --runs bench/results/<name>``).
+stores the sweeps ``configs/reproduce.yaml``, ``configs/reproduce-fast.yaml``,
+``configs/rare-nodes.yaml``, ``configs/focal-ablation.yaml`` and ``configs/ensembles.yaml`` write (``hmlearn sweep configs/<name>.yaml --runs bench/results/<name>``).
 """
 
 from __future__ import annotations
@@ -19,12 +19,36 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def report_markdown(name: str) -> str:
-    """The Markdown of ``hmlearn report bench/results/<name> --format md`` (written to a temporary folder)."""
+ABLATION_DECAY_0 = "weights (decay 0)"
+ABLATION_TWO_HEADS = "weights, 2 heads (decay 0)"
+ABLATION_FOCAL = "weights + focal (decay 0) (focal=predictive, heads=2)"
+ABLATION_COMPARISONS = (
+    # focal weighting at equal effective decay, against the same two heads without it, then as the paper
+    # compares it (against one network); then with AdamW's decoupled decay on both sides
+    (ABLATION_FOCAL, ABLATION_TWO_HEADS),
+    ("weights + focal (decay 0) (focal=gated, heads=2)", ABLATION_TWO_HEADS),
+    (ABLATION_TWO_HEADS, ABLATION_DECAY_0),
+    (ABLATION_FOCAL, ABLATION_DECAY_0),
+    ("weights + focal (decay 0) (focal=gated, heads=2)", ABLATION_DECAY_0),
+    ("weights + focal (AdamW) (focal=predictive, heads=2)", "weights (AdamW)"),
+    ("weights + focal (AdamW) (focal=gated, heads=2)", "weights (AdamW)"),
+    # the published pair, and its parts: decay switched off, then the rest
+    ("published (summed loss, coupled decay)", "weights (coupled decay)"),
+    (ABLATION_DECAY_0, "weights (coupled decay)"),
+    ("published (summed loss, coupled decay)", ABLATION_FOCAL),
+)
+ABLATION_ARGS = ["--baseline", ABLATION_DECAY_0, "--metric", "au_prc,recall,f1,recall_rare",
+                 *[arg for pair in ABLATION_COMPARISONS for arg in ("--compare", *pair)]]
+"""``hmlearn report bench/results/focal-ablation`` with these arguments gives the ablation's tables."""
+
+
+def report_markdown(name: str, *args: str) -> str:
+    """The Markdown of ``hmlearn report bench/results/<name> --format md [args]`` (written to a temporary folder)."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "report.md"
         subprocess.run([sys.executable, "-m", "hmlearn.cli", "report", str(ROOT / "bench" / "results" / name),
-                        "--format", "md", "--out", str(out)], check=True, capture_output=True, text=True, cwd=ROOT)
+                        "--format", "md", "--out", str(out), *args], check=True, capture_output=True, text=True,
+                       cwd=ROOT)
         return out.read_text()
 
 
@@ -51,7 +75,12 @@ def tables() -> dict[str, str]:
         check=True, capture_output=True, text=True,
     ).stdout.strip()
     rare = report_markdown("rare-nodes")
+    ablation = report_markdown("focal-ablation", *ABLATION_ARGS)
     return {
+        "focal-ablation-summary": table(section(ablation, "Summary"), "summary per method"),
+        "focal-ablation-comparisons": table(section(ablation, "Paired comparisons"), "paired comparisons"),
+        "focal-ablation-f1": table(section(ablation, "Results"), "F1"),
+        "ensembles-table": table(report_markdown("ensembles", "--metric", "au_prc"), "AU(PRC)"),
         "datasets-table": datasets,
         "reproduction-table": table(report_markdown("reproduce"), "AU(PRC)"),
         "reproduction-table-fast": table(report_markdown("reproduce-fast"), "AU(PRC)"),

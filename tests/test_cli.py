@@ -124,3 +124,25 @@ def test_help_imports_no_heavy_module():
             "print(sorted(m for m in ('torch', 'matplotlib', 'scikit_posthocs', 'ray', 'pydantic') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_every_generated_table_is_the_output_of_its_command():
+    """Every table bench/readme_tables.py writes (README and docs) is what its command prints now."""
+    tables = _readme_tables()
+    for marker, block in tables.tables().items():
+        page = tables.page_of(marker)
+        assert tables.readme_block(page.read_text(), marker) == block, \
+            f"{page.name} {marker} is stale: python bench/readme_tables.py"
+
+
+def test_focal_ablation_tables_cover_every_fun_dataset_and_5_seeds():
+    """The ablation (configs/focal-ablation.yaml, up to 2 heads) ran every method on the 6 FUN datasets x 5 seeds,
+    and its paired comparisons are the pairs bench/readme_tables.py asks for, each over 30 pairs."""
+    tables = _readme_tables()
+    report = tables.report_markdown("focal-ablation", *tables.ABLATION_ARGS)
+    summary = tables.table(tables.section(report, "Summary"), "summary per method")
+    assert summary.count("| 30 |") == summary.count("\n") - 1 == 9
+    comparisons = tables.table(tables.section(report, "Paired comparisons"), "paired comparisons").splitlines()[2:]
+    assert [tuple(row.split(" | ")[:2]) for row in comparisons] == [
+        ("| " + method, against) for method, against in tables.ABLATION_COMPARISONS]
+    assert all(row.split(" | ")[2] == "30" for row in comparisons)

@@ -321,6 +321,7 @@ def test_cli_report_default_paths_and_options(runs_dir, tmp_path):
     ("empty", [], "no runs stored yet"),
     ("runs", ["--baseline", "plain"], "methods found: C-HMCNN, broken, focal, weights"),
     ("runs", ["--sweep", "other"], "sweeps found: test"),
+    ("runs", ["--compare", "plain", "weights"], "--compare: 'plain' not a method of these runs"),
 ])
 def test_cli_report_errors_are_one_line(setup, args, message, runs_dir, tmp_path):
     target = {"missing": tmp_path / "nothing", "folder": tmp_path, "runs": runs_dir, "empty": tmp_path / "e"}[setup]
@@ -391,3 +392,29 @@ def test_the_methods_table_lists_shared_options_not_each_datasets_own():
     methods = {row[0]: row[1:] for row in md_table(text, "What each method was")[1:]}
     assert methods == {"C-HMCNN": ["medium", "plain C-HMCNN (defaults)"],
                        "w": ["medium", "node_weights=class-wise, omega=0.2"]}
+
+
+def test_paired_comparisons_give_each_method_its_own_control(frame):
+    text = build_report(frame, metrics=["f1", "recall"], comparisons=[("focal", "weights"), ("weights", "C-HMCNN")])
+    rows = md_table(text, "paired comparisons")
+    assert rows[0] == ["method", "compared with", "pairs", "F1 (%)", "recall (%)"]
+    by_pair = {(row[0], row[1]): row for row in rows[1:]}
+    # focal - weights per dataset: F1 -1.0, +3.5, -1.0 (the seed noise cancels); recall -1.0, -1.5, +1.0.
+    focal = by_pair[("focal", "weights")]
+    f1_test = stats.wilcoxon_test(frame[frame["status"] == "ok"], "focal", "weights", "f1")
+    assert focal[2] == "9"
+    assert focal[3] == f"+0.50 (p {f1_test.pvalue:.3g})" and focal[4].startswith("-0.50 (p ")
+    # weights beat C-HMCNN in every pair on F1: p = 0.0039 < 0.05, so the cell is bold.
+    assert by_pair[("weights", "C-HMCNN")][3].startswith("**+1.83 (p ")
+    assert "Paired comparisons" not in build_report(frame, metrics=["f1"])
+    with pytest.raises(ReportError, match="--compare: 'plain' not a method of these runs"):
+        build_report(frame, comparisons=[("plain", "weights")])
+
+
+def test_cli_report_compare(runs_dir, tmp_path):
+    out = tmp_path / "r.md"
+    result = CliRunner().invoke(main, ["report", str(runs_dir), "--out", str(out), "--metric", "f1",
+                                       "--compare", "focal", "weights", "--compare", "weights", "C-HMCNN"])
+    assert result.exit_code == 0, result.output
+    assert [row[:2] for row in md_table(out.read_text(), "paired comparisons")[1:]] == [
+        ["focal", "weights"], ["weights", "C-HMCNN"]]

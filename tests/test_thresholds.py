@@ -83,6 +83,22 @@ def test_sum_reduction_is_the_mean_times_the_number_of_terms():
     assert total.item() == pytest.approx(mean.item() * terms, rel=1e-12)
 
 
+def test_per_head_reduction_gives_each_head_a_single_networks_gradient():
+    h = random_hierarchy(25, 3, seed=4)
+    constraint = MaxConstraint(h)
+    p = torch.rand(3, 4, len(h), dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_()
+    y = torch.tensor(h.close(np.random.default_rng(1).random((4, len(h))) < 0.2), dtype=torch.float64)
+    per_head = Objective(constraint, reduction="per-head")(p, y)
+    assert per_head.item() == pytest.approx(3 * Objective(constraint)(p, y).item(), rel=1e-12)
+    (gradient,) = torch.autograd.grad(per_head, p)
+    for head in range(3):
+        alone = p[head:head + 1].detach().clone().requires_grad_()
+        (single,) = torch.autograd.grad(Objective(constraint)(alone, y), alone)
+        torch.testing.assert_close(gradient[head:head + 1], single, rtol=1e-12, atol=0)
+    (mean_gradient,) = torch.autograd.grad(Objective(constraint)(p, y), p)
+    torch.testing.assert_close(mean_gradient * 3, gradient, rtol=1e-12, atol=1e-15)  # the mean: 1/H of it
+
+
 def test_the_published_weight_table_sums_descendants_and_rescales_the_root_too():
     h = random_hierarchy(25, 3, seed=3)
     Y = h.close(np.random.default_rng(3).random((60, len(h))) < 0.1)

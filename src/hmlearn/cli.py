@@ -684,8 +684,11 @@ def _sweep_table(frame) -> str:
 @click.option("--blocks", type=click.Choice(["dataset", "dataset-seed"]), default="dataset", show_default=True,
               help="Friedman test blocks: datasets (mean over seeds) or (dataset, seed) pairs.")
 @click.option("--pr-dataset", default=None, help="Precision-recall curves of this dataset only [a panel per dataset].")
+@click.option("--compare", "comparisons", nargs=2, multiple=True, metavar="METHOD AGAINST",
+              help="Also compare METHOD with AGAINST (mean difference and Wilcoxon p per metric); repeat for more "
+                   "pairs.")
 def report(runs: str, fmt: str, out: str | None, baseline: str, metrics: tuple[str, ...], sweep: str | None,
-           blocks: str, pr_dataset: str | None) -> None:
+           blocks: str, pr_dataset: str | None, comparisons: tuple[tuple[str, str], ...]) -> None:
     """Tables, statistical tests and plots of the runs in RUNS (a runs folder holding results.sqlite, or that file)."""
     import os
     import sqlite3
@@ -715,7 +718,8 @@ def report(runs: str, fmt: str, out: str | None, baseline: str, metrics: tuple[s
         frame = frame[frame["sweep"] == sweep]
     chosen = [name.strip() for item in metrics for name in item.split(",") if name.strip()] or list(DEFAULT_METRICS)
     target = Path(out) if out else report_path(store_file.parent, fmt)
-    write_report(frame, target, fmt, baseline=baseline, metrics=chosen, blocks=blocks, pr_dataset=pr_dataset)
+    write_report(frame, target, fmt, baseline=baseline, metrics=chosen, blocks=blocks, pr_dataset=pr_dataset,
+                 comparisons=comparisons)
     click.echo(f"report written to {target}")
     if fmt != "html" and target.with_name(f"{target.stem}_files").is_dir():
         click.echo(f"plots in {target.with_name(f'{target.stem}_files')}")

@@ -23,6 +23,10 @@
    datasets), precision-recall curves (mean over seeds of the interpolated precision), the CD
    diagram.
 7. **Failed runs** with their errors.
+8. **Paired comparisons** (only when ``comparisons`` are given): for each (method, against)
+   pair, per metric the mean difference over the (dataset, seed) pairs both ran and the
+   Wilcoxon p-value, so an ablation can compare each variant with its own control instead of
+   one baseline.
 
 Formats: ``"md"`` (tables; plots as PNG files in ``files_dir``, linked), ``"html"`` (one
 self-contained file: CSS and plots inline, base64 PNG, no external URL), ``"latex"`` (a
@@ -583,8 +587,39 @@ def _pr_figure(runs: _Runs, pr_dataset: str | None) -> _Figure | None:
 
 
 # ---------------------------------------------------------------------- assembling
+def _comparison_cell(runs: _Runs, method: str, against: str, metric: str, alpha: float) -> tuple[str, int, bool]:
+    """'+0.41 (p 0.002)': the mean difference of ``method`` minus ``against`` over the (dataset,
+    seed) pairs and its Wilcoxon p; with the number of pairs and whether p < alpha."""
+    try:
+        result = stats.wilcoxon_test(runs.ok, method, against, metric, blocks="dataset-seed")
+    except stats.StatsInputError:
+        return "–", 0, False
+    if not result.n:
+        return "–", 0, False
+    return (f"{result.mean_difference:+.{_decimals(metric)}f} (p {_pvalue(result.pvalue)})", result.n,
+            result.significant(alpha))
+
+
+def _comparisons_table(runs: _Runs, comparisons: Sequence[tuple[str, str]], metrics: Sequence[str],
+                       alpha: float) -> _Table:
+    unknown = sorted({name for pair in comparisons for name in pair if name not in runs.methods})
+    if unknown:
+        raise ReportError(f"--compare: {', '.join(map(repr, unknown))} not a method of these runs; methods found: "
+                          f"{', '.join(runs.methods)}")
+    rows, bold = [], set()
+    for method, against in comparisons:
+        cells = [_comparison_cell(runs, method, against, metric, alpha) for metric in metrics]
+        rows.append([method, against, str(max((n for _, n, _ in cells), default=0))] + [text for text, _, _ in cells])
+        bold |= {(len(rows) - 1, 3 + column) for column, (_, _, significant) in enumerate(cells) if significant}
+    caption = ("paired comparisons: the mean difference of each method minus the one it is compared with over the "
+               "(dataset, seed) pairs both ran (AU(PRC) a fraction, the rest percentage points), and the two-sided "
+               f"Wilcoxon signed-rank p; p < {alpha:g} in bold")
+    return _Table(["method", "compared with", "pairs"] + [_metric_label(m) for m in metrics], rows, bold, caption,
+                  align="llr" + "r" * len(metrics))
+
+
 def _document(frame: pd.DataFrame, baseline: str, metrics: Sequence[str], blocks: str, alpha: float,
-              pr_dataset: str | None, title: str) -> list:
+              pr_dataset: str | None, title: str, comparisons: Sequence[tuple[str, str]] = ()) -> list:
     runs = _prepare(frame, baseline)
     metrics = _check_metrics(runs, list(dict.fromkeys(metrics)))
     seeds = sorted(runs.ok["seed"].dropna().unique().tolist()) if len(runs.ok) else []
@@ -599,7 +634,10 @@ def _document(frame: pd.DataFrame, baseline: str, metrics: Sequence[str], blocks
                          "config or sweep are left out (the latest is kept); select one sweep with --sweep."))
     doc.append(_Text(_provenance(frame)))
     doc += [_Heading("Methods"), _methods_table(runs), _Heading("Runs"), _runs_table(runs), _Heading("Summary"),
-            _summary_table(runs, baseline, metrics, alpha), _Heading("Results")]
+            _summary_table(runs, baseline, metrics, alpha)]
+    if comparisons:
+        doc += [_Heading("Paired comparisons"), _comparisons_table(runs, comparisons, metrics, alpha)]
+    doc.append(_Heading("Results"))
     doc += [_metric_table(runs, metric) for metric in metrics]
     doc.append(_Heading(f"Recall gain over {baseline}"))
     gain = _recall_gain_table(runs, baseline) if "recall" in _known_metrics(runs) else "no run has a recall"
@@ -778,6 +816,7 @@ def build_report(
     alpha: float = 0.05,
     pr_dataset: str | None = None,
     title: str = "hmlearn report",
+    comparisons: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The report of the runs in ``frame`` as a string (see the module docstring for its content).
 
@@ -796,12 +835,14 @@ def build_report(
     blocks : the Friedman test's blocks, ``"dataset"`` (seed means) or ``"dataset-seed"``.
     alpha : significance level of the tests and the critical difference.
     pr_dataset : draw the precision-recall curves of this dataset only (default: one panel per dataset).
+    comparisons : (method, against) pairs for the paired-comparisons section (each method with its
+        own control, e.g. an ablation's arms); none by default.
 
     Raises :class:`ReportError` for an empty frame, a baseline or metric not in the runs.
     """
     if fmt not in FORMATS:
         raise ReportError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    doc = _document(frame, baseline, metrics, blocks, alpha, pr_dataset, title)
+    doc = _document(frame, baseline, metrics, blocks, alpha, pr_dataset, title, comparisons)
     files = Path(files_dir) if files_dir is not None else None
     if fmt == "html":
         return _render_html(doc, title)

@@ -8,7 +8,9 @@ METHOD.md section 6::
 label (section 4, or 1), ``u`` an uncertainty measure of the heads' probabilities before the
 MCM (section 5, gradients stopped; the focal factor is 1 when off). The published focal code
 sums where we average (``reduction="sum"`` does as it does): Adam ignores the loss scale, but
-not its coupled L2 weight decay, which a sum makes about H x B x N times weaker (METHOD.md 6). Every part switches off on its own, so the
+not its coupled L2 weight decay, which a sum makes about H x B x N times weaker (METHOD.md 6),
+and which the mean over H heads makes H times stronger for each head (``reduction="per-head"``
+sums the heads' means instead). Every part switches off on its own, so the
 paper's ablations (weights only, focal only, both) are configurations, not code.
 
 The section 7 baselines ride on the same terms: standard focal loss ``(1 - p_t) ** gamma`` on
@@ -31,7 +33,7 @@ from hmlearn.objectives.weights import NodeWeights
 
 OBJECTIVES = ("mcloss", "bce")
 SCHEDULERS = ("linear", "polynomial", "alternating")
-REDUCTIONS = ("mean", "sum")
+REDUCTIONS = ("mean", "sum", "per-head")
 
 
 @dataclass
@@ -48,7 +50,7 @@ class Objective:
     scheduler: str | None = None  # move node weights towards 1 within each epoch
     scheduler_power: float = 2.0
     mixed_lambda: float | None = None  # lambda * weighted + (1 - lambda) * plain
-    reduction: str = "mean"  # "mean", or "sum" over heads, samples and nodes (the published focal code)
+    reduction: str = "mean"  # "mean"; "sum" over heads, samples and nodes (the published focal code); "per-head"
 
     def __post_init__(self) -> None:
         if self.base not in OBJECTIVES:
@@ -102,6 +104,12 @@ class Objective:
 
     def __call__(self, p: Tensor, y: Tensor, sample_weight: Tensor | None = None,
                  progress: float = 0.0, step: int = 0) -> Tensor:
-        """Scalar mean (or, with ``reduction="sum"``, sum) of :meth:`per_term`."""
+        """Scalar mean of :meth:`per_term`; with ``reduction="sum"`` its sum; with ``"per-head"`` the sum over
+        heads of each head's mean, so that the gradient each head gets, against its coupled weight decay, is a
+        single network's (the mean over heads divides it by H)."""
         terms = self.per_term(p, y, sample_weight, progress, step)
-        return terms.sum() if self.reduction == "sum" else terms.mean()
+        if self.reduction == "sum":
+            return terms.sum()
+        if self.reduction == "per-head":
+            return terms.mean(dim=(1, 2)).sum()
+        return terms.mean()

@@ -96,9 +96,11 @@ class TrainConfig:
     weight_decay: float = option(1e-5, "Weight decay: coupled L2 with adam, decoupled with adamw.", low=0.0)
     optimizer: str = option("adam", "adam (weight decay as coupled L2, the published protocol) or adamw (decoupled "
                             "weight decay, unaffected by the loss scale).", choices=("adam", "adamw"))
-    loss_reduction: str = option("mean", "Reduce the loss terms over heads, samples and nodes by their mean, or by "
-                                 "their sum as the published focal code does (which weakens coupled weight decay "
-                                 "about heads x batch x nodes times).", choices=("mean", "sum"))
+    loss_reduction: str = option("mean", "Reduce the loss terms over heads, samples and nodes by their mean; by "
+                                 "their sum, as the published focal code does (which weakens coupled weight decay "
+                                 "about heads x batch x nodes times); or per-head: each head's mean, summed over the "
+                                 "heads, so each head trains under the decay one network has (a mean over H heads "
+                                 "makes it H times stronger).", choices=("mean", "sum", "per-head"))
     batch_size: int = option(4, "Samples per training step.", low=1)
     epochs: int = option(100, "Passes over the training data.", low=1)
     seed: int = option(0, "Random seed (weights, dropout, shuffling).", low=0)
