@@ -10,6 +10,7 @@ stores the sweeps ``configs/reproduce.yaml``, ``configs/reproduce-fast.yaml``,
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
@@ -42,8 +43,10 @@ ABLATION_ARGS = ["--baseline", ABLATION_DECAY_0, "--metric", "au_prc,recall,f1,r
 """``hmlearn report bench/results/focal-ablation`` with these arguments gives the ablation's tables."""
 
 
+@functools.lru_cache(maxsize=None)
 def report_markdown(name: str, *args: str) -> str:
-    """The Markdown of ``hmlearn report bench/results/<name> --format md [args]`` (written to a temporary folder)."""
+    """The Markdown of ``hmlearn report bench/results/<name> --format md [args]`` (written to a temporary folder;
+    kept, as the stores do not change while this runs)."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "report.md"
         subprocess.run([sys.executable, "-m", "hmlearn.cli", "report", str(ROOT / "bench" / "results" / name),

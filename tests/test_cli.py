@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -62,8 +63,10 @@ def test_missing_dataset_offline_is_one_line(tmp_path):
     assert "ImCLEF07D_Train.arff not found" in result.output
 
 
+@functools.cache
 def _readme_tables():
-    """bench/readme_tables.py, which takes the README's tables from `hmlearn report` over bench/results."""
+    """bench/readme_tables.py, which takes the README's tables from `hmlearn report` over bench/results (loaded
+    once, so the tests share its reports)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("readme_tables", README.parent / "bench" / "readme_tables.py")

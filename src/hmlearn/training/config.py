@@ -65,7 +65,9 @@ class TrainConfig:
     num_layers: int = option(3, "Linear layers per head.", low=1)
     dropout: float = option(0.7, "Dropout rate.", low=0.0, high=1.0, high_open=True)
     activation: str = option("relu", "Hidden-layer activation.", choices=ACTIVATIONS)
-    heads: int = option(1, "Ensemble members trained together.", low=1)
+    heads: int = option(1, "Ensemble members trained together, predicting the mean of their coherent outputs; "
+                           "with several, --loss-reduction per-head gives each member one network's weight decay "
+                           "(the better ensembles in docs/rare-nodes.md).", low=1)
     objective: str = option("mcloss", "mcloss (C-HMCNN) or bce (flat baseline: the hierarchy is ignored in training).",
                             choices=OBJECTIVES)
     node_weights: str | None = option(None, "Node-wise imbalance weights: rare nodes weigh more (METHOD.md 4).",
