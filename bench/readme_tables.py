@@ -41,6 +41,14 @@ ABLATION_COMPARISONS = (
 ABLATION_ARGS = ["--baseline", ABLATION_DECAY_0, "--metric", "au_prc,recall,f1,recall_rare",
                  *[arg for pair in ABLATION_COMPARISONS for arg in ("--compare", *pair)]]
 """``hmlearn report bench/results/focal-ablation`` with these arguments gives the ablation's tables."""
+ENSEMBLE_COMPARISONS = (
+    ("ensemble, per-head loss (heads=4)", "ensemble (heads=4)"),
+    ("ensemble, per-head loss (heads=4)", "C-HMCNN"),
+    ("ensemble, per-head loss (heads=2)", "ensemble (heads=2)"),
+    ("ensemble, per-head loss (heads=2)", "C-HMCNN"),
+)
+ENSEMBLE_ARGS = ["--metric", "au_prc", *[arg for pair in ENSEMBLE_COMPARISONS for arg in ("--compare", *pair)]]
+"""``hmlearn report bench/results/ensembles`` with these arguments gives the ensembles' tables."""
 
 
 @functools.lru_cache(maxsize=None)
@@ -83,7 +91,9 @@ def tables() -> dict[str, str]:
         "focal-ablation-summary": table(section(ablation, "Summary"), "summary per method"),
         "focal-ablation-comparisons": table(section(ablation, "Paired comparisons"), "paired comparisons"),
         "focal-ablation-f1": table(section(ablation, "Results"), "F1"),
-        "ensembles-table": table(report_markdown("ensembles", "--metric", "au_prc"), "AU(PRC)"),
+        "ensembles-table": table(report_markdown("ensembles", *ENSEMBLE_ARGS), "AU(PRC)"),
+        "ensembles-comparisons": table(section(report_markdown("ensembles", *ENSEMBLE_ARGS), "Paired comparisons"),
+                                       "paired comparisons"),
         "datasets-table": datasets,
         "reproduction-table": table(report_markdown("reproduce"), "AU(PRC)"),
         "reproduction-table-fast": table(report_markdown("reproduce-fast"), "AU(PRC)"),
