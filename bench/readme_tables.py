@@ -42,6 +42,8 @@ ABLATION_ARGS = ["--baseline", ABLATION_DECAY_0, "--metric", "au_prc,recall,f1,r
                  *[arg for pair in ABLATION_COMPARISONS for arg in ("--compare", *pair)]]
 """``hmlearn report bench/results/focal-ablation`` with these arguments gives the ablation's tables."""
 ENSEMBLE_COMPARISONS = (
+    ("ensemble, per-head loss (heads=8)", "ensemble, per-head loss (heads=4)"),
+    ("ensemble, per-head loss (heads=8)", "C-HMCNN"),
     ("ensemble, per-head loss (heads=4)", "ensemble (heads=4)"),
     ("ensemble, per-head loss (heads=4)", "C-HMCNN"),
     ("ensemble, per-head loss (heads=2)", "ensemble (heads=2)"),
