@@ -35,7 +35,8 @@ def test_every_link_resolves_inside_the_repository(page):
 
 
 def test_the_checker_sees_a_broken_link():
-    text = "see [the method](../shared/METHOD.md), [x](docs/nowhere.md#a), [ok](docs/method.md#1) and [w](https://x.org)"
+    text = ("see [the method](../shared/METHOD.md), [x](docs/nowhere.md#a), [ok](docs/method.md#1) and "
+            "[w](https://x.org)")
     assert broken_links(text, ROOT) == ["../shared/METHOD.md", "docs/nowhere.md#a"]
 
 

@@ -30,8 +30,8 @@ COLUMNS = {"au_prc": "AU(PRC)", "binary_ap": "bin AP", "precision": "P %", "reca
 
 def demo_spec(dataset: str = "derisi_FUN", seeds: int | list[int] = 3, preset: str = "fast") -> dict:
     """The sweep spec of the demo, as `configs/demo.yaml` writes it (a test keeps both equal)."""
-    return {"name": "demo", "preset": preset, "datasets": [dataset], "seeds": list(range(seeds)) if isinstance(seeds, int) else list(seeds),
-            "methods": DEMO_METHODS}
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    return {"name": "demo", "preset": preset, "datasets": [dataset], "seeds": seed_list, "methods": DEMO_METHODS}
 
 
 def _dataset_entry(dataset: str, runs_dir: Path) -> tuple[str, str]:
@@ -100,7 +100,7 @@ def run_demo(dataset: str = "derisi_FUN", seeds: int | list[int] = 3, preset: st
         store.close()
     frame = frame[frame["key"].isin({cell.key for cell in expand(spec)})]  # not runs of another --preset / --seeds
     report = write_report(frame, runs_dir / "report.html", "html", baseline=BASELINE)
-    title = (f"{label}: plain C-HMCNN vs the rare-node weights and --rare-nodes; preset {preset!r}, {len(spec.seeds)} seeds "
-             "(mean ± std). AU(PRC), binary AP: fractions; precision, recall, F1 and the recall of nodes with < 20 training "
-             "positives: node-macro percent.")
+    title = (f"{label}: plain C-HMCNN vs the rare-node weights and --rare-nodes; preset {preset!r}, "
+             f"{len(spec.seeds)} seeds (mean ± std). AU(PRC), binary AP: fractions; precision, recall, F1 and the "
+             "recall of nodes with < 20 training positives: node-macro percent.")
     return f"{title}\n{summary_table(frame)}\n\nHTML report: {report}\nresults store: {runs_dir / 'results.sqlite'}"
